@@ -1,0 +1,124 @@
+"""``nymi-band``: what support engineers and integrators run against real or simulated bands."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hosttools.demo import run_demo
+from nymi_device.band import Band
+from simulator.cli_common import emit_json, run_app
+
+app = typer.Typer(
+    help="Talk to Nymi bands: identity, status, management and FIDO2.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+class Options:
+    def __init__(self, target: str | None, sim_dir: Path | None) -> None:
+        self.target = target
+        self.sim_dir = sim_dir
+
+    def band_options(self) -> dict[str, Any]:
+        return {"sim_dir": self.sim_dir} if self.sim_dir else {}
+
+    def require_target(self) -> str:
+        if not self.target:
+            raise typer.BadParameter("this command needs --target (e.g. --target sim:AAAH-00125)")
+        return self.target
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    target: Annotated[str | None, typer.Option(
+        "--target", "-t", envvar="NYMI_TARGET",
+        help="The band: sim:SERIAL (simulated), later ble:ADDRESS, pcsc:READER.")] = None,
+    sim_dir: Annotated[Path | None, typer.Option(
+        "--sim-dir", envvar="NYMI_SIM_DIR",
+        help="Fleet directory of simulated bands (default ./.nymi-sim).")] = None,
+) -> None:
+    ctx.obj = Options(target, sim_dir)
+
+
+def _table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        table.add_row(key.replace("_", " "), str(value))
+    return table
+
+
+@app.command()
+def info(ctx: typer.Context, as_json: Json = False) -> None:
+    """Identity and capabilities of a band."""
+    opts: Options = ctx.obj
+
+    async def go() -> dict[str, Any]:
+        async with Band.from_target(opts.require_target(), **opts.band_options()) as band:
+            return (await band.info()).to_dict()
+
+    data = asyncio.run(go())
+    if as_json:
+        emit_json(data)
+    else:
+        console.print(_table(f"Band {data['serial']}", data))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(min=0, help="Also show this many recent events.")] = 0,
+    as_json: Json = False,
+) -> None:
+    """The band's present state: power, wrist, charger, battery, screen, enrollment, auth."""
+    opts: Options = ctx.obj
+
+    async def go() -> dict[str, Any]:
+        async with Band.from_target(opts.require_target(), **opts.band_options()) as band:
+            data = (await band.status()).to_dict()
+            if events:
+                data["events"] = [e.to_dict() for e in await band.recent_events(events)]
+            return data
+
+    data = asyncio.run(go())
+    if as_json:
+        emit_json(data)
+        return
+    recent = data.pop("events", [])
+    console.print(_table(f"Band {data['serial']} status", data))
+    for event in recent:
+        console.print(f"  t={event['time']:>10.3f}s  {event['kind']:<10} {event['data']}")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    serial: Annotated[str, typer.Option(help="Serial of the demo band.")] = "AAAH-00125",
+    as_json: Json = False,
+) -> None:
+    """Play a band's lifecycle on the simulator: create, wear, enroll, delete user data."""
+    opts: Options = ctx.obj
+    run_demo(opts.sim_dir, serial, as_json=as_json)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_app(app, "nymi-band", argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""``nymi-sim``: create simulated bands and move their physical world.
+
+Every action names the band, changes only that band, and reports the band's resulting screen,
+haptics and state (``--json`` for machines). A refused action prints one line, exits non-zero and
+leaves the fleet directory unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nymi_device.protocol.model import Button
+from simulator.band.band import EmulatedBand
+from simulator.cli_common import emit_json, run_app
+from simulator.fixtures import all_fixtures
+from simulator.fleet import Fleet, default_sim_dir, describe
+
+app = typer.Typer(
+    help="Simulated Nymi bands: create them and drive their physical world.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+band_app = typer.Typer(help="Create and list simulated bands.", no_args_is_help=True)
+fixture_app = typer.Typer(help="Firmware fixtures (band models).", no_args_is_help=True)
+app.add_typer(band_app, name="band")
+app.add_typer(fixture_app, name="fixture")
+console = Console(highlight=False)
+
+SimDir = Annotated[
+    Path | None,
+    typer.Option("--sim-dir", help="Fleet directory (default ./.nymi-sim or $NYMI_SIM_DIR)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Serial = Annotated[str, typer.Argument(help="The band's serial number, e.g. AAAH-00125.")]
+
+
+def _fleet(sim_dir: Path | None) -> Fleet:
+    return Fleet(sim_dir or default_sim_dir())
+
+
+def _report(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    state = result["state"]
+    assert isinstance(state, dict)
+    screens = result["screens"]
+    assert isinstance(screens, list)
+    shown = " -> ".join(f"'{s}'" for s in screens) if screens else f"'{result['screen']}'"
+    haptics = ", ".join(str(h) for h in result["haptics"]) or "none"  # type: ignore[attr-defined]
+    console.print(f"[bold]{result['serial']}[/]  screen {shown}  haptics: {haptics}")
+    console.print(
+        f"  {state['power']}, {'on wrist' if state['on_wrist'] else 'off wrist'}, "
+        f"{'on charger' if state['on_charger'] else 'off charger'}, "
+        f"battery {state['battery_pct']:.0f}%, {state['enrollment']}, {state['auth']}"
+    )
+
+
+def _act(sim_dir: Path | None, serial: str, as_json: bool,
+         action: Callable[[EmulatedBand], None]) -> None:
+    with _fleet(sim_dir).open_band(serial) as band:
+        action(band)
+        band.settle()
+        result = describe(band)
+    _report(result, as_json)
+
+
+@band_app.command("add")
+def band_add(
+    fixture: Annotated[str, typer.Option("--fixture", help="Fixture id, e.g. nymi-band-3.0.")],
+    serial: Annotated[str, typer.Option("--serial", help="Serial, form AAAA-00000.")],
+    sim_dir: SimDir = None,
+    as_json: Json = False,
+) -> None:
+    """Create a band from a firmware fixture."""
+    band = _fleet(sim_dir).add_band(fixture, serial)
+    _report(describe(band), as_json)
+
+
+@band_app.command("list")
+def band_list(sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """List the fleet's bands with their present state."""
+    fleet = _fleet(sim_dir)
+    rows = []
+    for serial in fleet.serials():
+        with fleet.open_band(serial, save=False) as band:
+            rows.append({"serial": serial, "fixture": band.fixture.id,
+                         "screen": band.screen, **band.status().to_dict()})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("Serial", "Fixture", "Screen", "Enrollment", "Auth", "Battery")
+    for row in rows:
+        table.add_row(str(row["serial"]), str(row["fixture"]), str(row["screen"]),
+                      str(row["enrollment"]), str(row["auth"]), f"{row['battery_pct']:.0f}%")
+    console.print(table if rows else f"no bands in {fleet.root}")
+
+
+@fixture_app.command("list")
+def fixture_list(as_json: Json = False) -> None:
+    """List the firmware fixtures bands can be built from."""
+    rows = [{"id": f.id, "model": f.identity.model_name,
+             "firmware": f.identity.firmware_version, "description": f.description}
+            for f in all_fixtures()]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("Fixture", "Model", "Firmware", "Description")
+    for row in rows:
+        table.add_row(row["id"], row["model"], row["firmware"], row["description"])
+    console.print(table)
+
+
+@app.command()
+def wear(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Put the band on a wrist."""
+    _act(sim_dir, serial, as_json, lambda b: b.put_on())
+
+
+@app.command()
+def remove(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Take the band off the wrist."""
+    _act(sim_dir, serial, as_json, lambda b: b.take_off())
+
+
+@app.command()
+def charge(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Put the band on its charger."""
+    _act(sim_dir, serial, as_json, lambda b: b.attach_charger())
+
+
+@app.command()
+def uncharge(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Take the band off its charger."""
+    _act(sim_dir, serial, as_json, lambda b: b.detach_charger())
+
+
+@app.command("hold-button")
+def hold_button(
+    serial: Serial,
+    button: Annotated[Button, typer.Argument(help="top or bottom")],
+    seconds: Annotated[float, typer.Argument(min=0, help="Band seconds to hold it.")],
+    sim_dir: SimDir = None,
+    as_json: Json = False,
+) -> None:
+    """Hold a button for some band seconds, then release it."""
+    _act(sim_dir, serial, as_json, lambda b: b.hold(button, seconds))
+
+
+@app.command()
+def finger(
+    serial: Serial,
+    match: Annotated[bool, typer.Option("--match/--no-match",
+                                        help="Whether the finger matches the template.")] = True,
+    ecg: Annotated[bool, typer.Option("--ecg/--no-ecg",
+                                      help="Whether a steady ECG reaches the bezel.")] = True,
+    sim_dir: SimDir = None,
+    as_json: Json = False,
+) -> None:
+    """Place a finger on the sensor and bezel (enrollment capture or authentication)."""
+    _act(sim_dir, serial, as_json, lambda b: b.place_finger(match=match, ecg_ok=ecg))
+
+
+@app.command()
+def battery(
+    serial: Serial,
+    percent: Annotated[float, typer.Argument(min=0, max=100, help="Charge level, 0-100.")],
+    sim_dir: SimDir = None,
+    as_json: Json = False,
+) -> None:
+    """Set the battery's charge level."""
+    _act(sim_dir, serial, as_json, lambda b: b.set_battery(percent))
+
+
+@app.command()
+def wait(
+    serial: Serial,
+    seconds: Annotated[float, typer.Argument(min=0, help="Band seconds to let pass.")],
+    sim_dir: SimDir = None,
+    as_json: Json = False,
+) -> None:
+    """Let band time pass (battery drains or charges, the screen sleeps)."""
+    _act(sim_dir, serial, as_json, lambda b: b.clock.advance(seconds))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_app(app, "nymi-sim", argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
