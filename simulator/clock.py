@@ -107,6 +107,7 @@ class VirtualClock:
     def settle(self, limit: float = 3600.0) -> None:
         """Run scheduled timers until none is left (at most ``limit`` band seconds ahead)."""
         deadline = self._now + limit
+        self.advance_to(self._now)  # events already due (e.g. a battery set below critical)
         while self.pending():
             next_when = self._timers[0].when
             if next_when > deadline:

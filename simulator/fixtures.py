@@ -10,6 +10,7 @@ and what was expected (:class:`FixtureError`).
 
 from __future__ import annotations
 
+import os
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,11 @@ from nymi_device.errors import FixtureError
 from simulator.fixtures_ctap import CtapSpec
 
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "firmware_fixtures"
+
+
+def fixture_dir() -> Path:
+    """Where fixtures are read from: ``$NYMI_FIXTURE_DIR`` or the bundled ``firmware_fixtures``."""
+    return Path(os.environ.get("NYMI_FIXTURE_DIR") or FIXTURE_DIR)
 SERIAL_PATTERN = r"^[A-Z]{4}-[0-9]{5}$"
 
 
@@ -150,7 +156,12 @@ def _describe(error: ValidationError, path: Path) -> str:
     elif kind == "extra_forbidden":
         what = "no such field (unknown name)"
     else:
-        what = first["msg"].lower()
+        what = str(first["msg"])
+        for prefix, replacement in (("Input should be ", ""),
+                                    ("String should match", "a string matching"),
+                                    ("Value error, ", "")):
+            if what.startswith(prefix):
+                what = replacement + what[len(prefix):]
         got = first.get("input")
         if not isinstance(got, dict | list):
             what += f", got {got!r}"
@@ -176,9 +187,13 @@ def load_fixture_file(path: Path) -> Fixture:
     return fixture
 
 
-@cache
-def load_fixture(fixture_id: str, directory: Path = FIXTURE_DIR) -> Fixture:
+def load_fixture(fixture_id: str, directory: Path | None = None) -> Fixture:
     """Load a fixture by id (the file name without ``.toml``)."""
+    return _load_cached(fixture_id, directory or fixture_dir())
+
+
+@cache
+def _load_cached(fixture_id: str, directory: Path) -> Fixture:
     path = directory / f"{fixture_id}.toml"
     if not path.is_file():
         known = ", ".join(fixture_ids(directory)) or "none"
@@ -186,9 +201,9 @@ def load_fixture(fixture_id: str, directory: Path = FIXTURE_DIR) -> Fixture:
     return load_fixture_file(path)
 
 
-def fixture_ids(directory: Path = FIXTURE_DIR) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.toml"))
+def fixture_ids(directory: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (directory or fixture_dir()).glob("*.toml"))
 
 
-def all_fixtures(directory: Path = FIXTURE_DIR) -> list[Fixture]:
+def all_fixtures(directory: Path | None = None) -> list[Fixture]:
     return [load_fixture(fid, directory) for fid in fixture_ids(directory)]

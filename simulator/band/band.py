@@ -181,8 +181,8 @@ class EmulatedBand:
         for listener in list(self._listeners):
             listener(event)
 
-    def _show(self, text: str) -> None:
-        if text != self.screen:
+    def _show(self, text: str, *, again: bool = False) -> None:
+        if again or text != self.screen:
             self.screen = text
             self._emit(EventKind.SCREEN, screen=text)
 
@@ -649,7 +649,7 @@ class EmulatedBand:
         self.setup_code = None
         self._set_enrollment(EnrollmentState.ENROLLED)
         self._set_auth(AuthState.AUTHENTICATED)
-        self._show(screens.SUCCESS)
+        self._show(screens.SUCCESS, again=True)
         self._vibrate(Haptic.DOUBLE_QUICK)
         self._interaction = self.clock.call_later(self.fixture.timing.result_screen_s,
                                                   self._go_home)
