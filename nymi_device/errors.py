@@ -2,8 +2,8 @@
 
 Every error derives from :class:`BandError`; subclasses also derive from the builtin a caller
 would naturally catch (``ValueError``, ``LookupError``, ``ConnectionError``, ...), so code that
-knows nothing about this package still handles them sensibly. Codes that travel on a wire are enums with
-a fallback for unknown values, so an unexpected code from a band never crashes the host.
+knows nothing about this package still handles them sensibly. Codes that travel on a wire are
+enums with a fallback for unknown values, so an unexpected code from a band never crashes the host.
 """
 
 from __future__ import annotations
