@@ -142,6 +142,13 @@ class FlashStorage:
 
     def _load(self) -> None:
         try:
+            self._recover()
+        except BaseException:
+            self.close()  # a refused open must not keep the flash locked
+            raise
+
+    def _recover(self) -> None:
+        try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -301,6 +308,9 @@ class FlashStorage:
                     f.flush()
                     os.fsync(f.fileno())
         except OSError as exc:
+            # Drop a partly written record, or it would hide every later commit on the next open.
+            with contextlib.suppress(OSError):
+                os.truncate(path, self._journal_size)
             raise StorageError(f"cannot write band journal: {exc}") from None
         self._journal_size += len(record)
 
@@ -321,13 +331,15 @@ class FlashStorage:
     def crypto_erase(self) -> None:
         """Destroy every ``user/`` record: the master key first, then the records themselves."""
         self._before_io("se-rotate")
-        self._se = _SecureElement(
+        rotated = _SecureElement(
             self._se.device_key, self._se.user_generation + 1, self._rng(32)
         )
         try:
-            atomic_write(self.directory / "se.bin", self._se.encode(), durable=self._durable)
+            atomic_write(self.directory / "se.bin", rotated.encode(), durable=self._durable)
         except OSError as exc:
             raise StorageError(f"cannot rotate the user-data key: {exc}") from None
+        # Only now is the new key the one on flash: seal nothing with it before.
+        self._se = rotated
         # From here on every user record on disk is unreadable; drop them and compact.
         for key in [k for k in self._values if k.startswith(USER_PREFIX)]:
             del self._values[key]
