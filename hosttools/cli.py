@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hosttools.demo import run_demo
+from hosttools.fido2_cli import fido2_app
 from nymi_device.band import Band
 from simulator.cli_common import emit_json, run_app
 
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(fido2_app, name="fido2")
 console = Console(highlight=False)
 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -44,7 +46,8 @@ def main_options(
     ctx: typer.Context,
     target: Annotated[str | None, typer.Option(
         "--target", "-t", envvar="NYMI_TARGET",
-        help="The band: sim:SERIAL (simulated), later ble:ADDRESS, pcsc:READER.")] = None,
+        help="The band: sim:SERIAL (simulated), udp:HOST:PORT (FIDO2 over CTAPHID-UDP); "
+        "later ble:ADDRESS, pcsc:READER.")] = None,
     sim_dir: Annotated[Path | None, typer.Option(
         "--sim-dir", envvar="NYMI_SIM_DIR",
         help="Fleet directory of simulated bands (default ./.nymi-sim).")] = None,

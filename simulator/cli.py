@@ -190,6 +190,51 @@ def wait(
     _act(sim_dir, serial, as_json, lambda b: b.clock.advance(seconds))
 
 
+@app.command()
+def serve(
+    ctaphid_udp: Annotated[bool, typer.Option(
+        "--ctaphid-udp", help="Serve FIDO2 as CTAPHID over UDP (bind 8111, reply to 7112).")
+    ] = False,
+    band: Annotated[str | None, typer.Option(
+        "--band", help="Serial of the band to serve (default: the fleet's only band).")] = None,
+    auto_presence: Annotated[bool, typer.Option(
+        "--auto-presence", help="Answer every request for the wearer's action at once, as a "
+        "matching finger on a worn band would (unattended CI).")] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="UDP port to bind.")] = 8111,
+    peer_port: Annotated[int, typer.Option(min=1, max=65535,
+                                           help="UDP port on 127.0.0.1 to reply to.")] = 7112,
+    speed: Annotated[float, typer.Option(min=0.001, help="Band seconds per wall second.")] = 1.0,
+    sim_dir: SimDir = None,
+) -> None:
+    """Keep a band running and serve it to other processes until stopped (Ctrl-C)."""
+    import asyncio
+
+    from simulator.frontends.ctaphid_udp import serve_ctaphid_udp
+    from simulator.serve import live_band, make_ready, pick_serial, run_until_stopped
+
+    if not ctaphid_udp:
+        raise typer.BadParameter("choose at least one front end (--ctaphid-udp)")
+    fleet = _fleet(sim_dir)
+    serial = pick_serial(fleet, band)
+    with live_band(fleet, serial, auto_presence=auto_presence) as live:
+        live.band.clock.speed = speed
+        if auto_presence:
+            for step in make_ready(live.band):
+                console.print(f"{serial}: {step}")
+
+        async def main_loop() -> None:
+            server = await serve_ctaphid_udp(live.authenticator, port=port,
+                                             peer=("127.0.0.1", peer_port))
+            try:
+                await run_until_stopped(live.band, lambda: console.print(
+                    f"serving {serial} ({live.band.fixture.id}) as CTAPHID over UDP on "
+                    f"127.0.0.1:{port} -> 127.0.0.1:{peer_port}; Ctrl-C stops", markup=False))
+            finally:
+                await server.close()
+
+        asyncio.run(main_loop())
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_app(app, "nymi-sim", argv)
 

@@ -36,3 +36,13 @@ class CtapSpec(BaseModel):
     # How user presence is established on this model: the band's wrist authentication
     # (Nymi: the tap itself is the gesture, ``up=false``) or a button press (reference).
     presence: Literal["wrist-authenticated", "button"] = "wrist-authenticated"
+    # Basic attestation (packed, CTAP 2.1 §6.1.2 step 19): PEM files relative to
+    # firmware_fixtures/, made once by scripts/make_simulation_ca.py. Without them the
+    # authenticator falls back to self attestation.
+    attestation_key: str | None = None
+    attestation_certificate: str | None = None
+    attestation_root: str | None = None
+    # Band seconds the authenticator waits for a gesture, a fingerprint or a sample.
+    user_action_timeout_s: float = Field(default=30.0, gt=0)
+    # Sign counters are persisted as a reserved ceiling, this many assertions ahead.
+    counter_reserve: int = Field(default=256, ge=1)

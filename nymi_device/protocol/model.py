@@ -59,6 +59,7 @@ class EventKind(enum.StrEnum):
     ENROLLMENT = "enrollment"
     AUTH = "auth"
     CAPTURE = "capture"
+    FINGER = "finger"
     WIPE = "wipe"
     RESTART = "restart"
     LOCKOUT = "lockout"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,9 @@ class EmulatedBand:
         self.identity = identity
         self.events: list[BandEvent] = []
         self._listeners: list[EventListener] = []
+        #: Held by whoever changes the band while other threads (a FIDO2 request waiting for
+        #: the wearer) may be reading it.
+        self.lock = threading.RLock()
         self.user = load_user_data(storage)
         self.power = PowerState.AWAKE
         self.on_wrist = False
@@ -513,6 +517,15 @@ class EmulatedBand:
         self._show(screens.USER_DATA_DELETED)
         self._vibrate(Haptic.DOUBLE_QUICK, policy)
 
+    def erase_user_data(self) -> None:
+        """Delete User Data without the gesture (authenticatorReset on a band is exactly this)."""
+        with self.lock:
+            policy = self.effective_policy
+            self._wipe()
+            if self.power == PowerState.AWAKE:
+                self._show(screens.USER_DATA_DELETED)
+            self._vibrate(Haptic.DOUBLE_QUICK, policy)
+
     def _security_wipe_armed(self) -> None:
         """Rule 7: SECURITY WIPE appears after the hold; releasing starts the wipe."""
         hold = self._holds.get(Button.BOTTOM)
@@ -680,6 +693,7 @@ class EmulatedBand:
         """A finger on the sensor (and the bezel): capture, or authenticate, per band state."""
         self._require_power("read a finger")
         self._wake()
+        self._emit(EventKind.FINGER, match=match, ecg=ecg_ok)
         if not self.on_wrist:
             self._emit(EventKind.REFUSED, action="finger", reason="not on a wrist")
             return

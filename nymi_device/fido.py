@@ -1,0 +1,93 @@
+"""FIDO2 access to a band, whatever carries it: a python-fido2 ``CtapDevice`` from a target moniker.
+
+Everything above the transport (``fido2.ctap2.Ctap2``, ``ClientPin``, ``CredentialManagement``,
+``fido2.client.Fido2Client``) sees only ``CtapDevice.call``, so the same code runs over every
+transport::
+
+    from fido2.ctap2 import Ctap2
+    with open_ctap_device("udp:127.0.0.1:8111") as device:
+        print(Ctap2(device).get_info().aaguid)
+
+Supported schemes:
+
+``udp:HOST:PORT``
+    CTAPHID over UDP (the simulated band's ``--ctaphid-udp`` front end, or any FIDO2 simulator
+    with the same contract). Reports come back to local UDP port 7112 unless ``local_port`` says
+    otherwise.
+
+PC/SC (``pcsc:READER``, through ``fido2.pcsc.CtapPcscDevice``) and BLE (``ble:ADDRESS``) plug into
+:data:`_OPENERS` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fido2.ctap import CtapDevice
+
+from nymi_device.backend import parse_target
+from nymi_device.errors import InvalidTargetError
+from nymi_device.transport.udp_hid import (
+    DEFAULT_LOCAL_PORT,
+    DEFAULT_TIMEOUT,
+    open_udp_hid_device,
+)
+
+__all__ = ["open_ctap_device", "parse_udp_address", "supported_schemes"]
+
+
+def parse_udp_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` → (host, port).
+
+    :raises InvalidTargetError: if the port is missing or not a number in 1..65535.
+    """
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidTargetError(
+            f"udp target {address!r} is not of the form HOST:PORT (e.g. udp:127.0.0.1:8111)"
+        )
+    return host, int(port_text)
+
+
+def _open_udp(
+    address: str,
+    *,
+    local_port: int = DEFAULT_LOCAL_PORT,
+    timeout: float = DEFAULT_TIMEOUT,
+    **unknown: Any,
+) -> CtapDevice:
+    if unknown:
+        raise InvalidTargetError(f"unknown udp option(s): {', '.join(sorted(unknown))}")
+    host, port = parse_udp_address(address)
+    return open_udp_hid_device(host, port, local_port=local_port, timeout=timeout)
+
+
+#: scheme → opener(address, **options). Each opener imports its transport's optional dependencies
+#: itself, so a missing extra fails only when that scheme is used.
+#: Next: "pcsc" → fido2.pcsc.CtapPcscDevice on the named reader; "ble" → the FIDO-over-BLE device.
+_OPENERS: dict[str, Callable[..., CtapDevice]] = {
+    "udp": _open_udp,
+}
+
+
+def supported_schemes() -> list[str]:
+    """Target schemes :func:`open_ctap_device` understands."""
+    return sorted(_OPENERS)
+
+
+def open_ctap_device(target: str, **options: Any) -> CtapDevice:
+    """Open a python-fido2 ``CtapDevice`` on the band named by ``target``.
+
+    :param target: a moniker ``SCHEME:ADDRESS``, e.g. ``udp:127.0.0.1:8111``.
+    :param options: transport options (for ``udp``: ``local_port``, ``timeout``).
+    :raises InvalidTargetError: if the moniker cannot be parsed or its scheme is not supported.
+    :raises BandUnreachableError: if the band does not answer.
+    """
+    scheme, address = parse_target(target)
+    opener = _OPENERS.get(scheme)
+    if opener is None:
+        raise InvalidTargetError(
+            f"no FIDO2 transport for {scheme!r} (supported: {', '.join(supported_schemes())})"
+        )
+    return opener(address, **options)

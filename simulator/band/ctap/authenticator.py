@@ -1,0 +1,305 @@
+"""The band's CTAP 2.1 authenticator: bytes in, bytes out (CTAP 2.1 §6, §8).
+
+:class:`Authenticator` is transport-free. A transport hands it a CTAP2 request (command byte +
+CBOR parameters) and relays the answer (status byte + CBOR); it runs the call in a worker thread
+when the command may wait for the wearer, passes a ``cancel`` event it sets on CTAPHID_CANCEL or
+an NFC deselect, and turns ``keepalive`` callbacks into KEEPALIVE frames (1 PROCESSING,
+2 UPNEEDED). U2F raw messages go through :meth:`Authenticator.process_u2f`.
+
+Nothing here raises to the caller: malformed input of any kind is answered with the status the
+spec prescribes, and an unexpected internal failure with CTAP1_ERR_OTHER, before any storage
+change is committed.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from simulator.band.storage import FlashStorage
+from simulator.fixtures import Fixture
+
+from . import codec
+from .bio import bio_enrollment
+from .config import authenticator_config
+from .constants import MAX_CRED_BLOB_LENGTH, MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH, PUBLIC_KEY
+from .context import Core
+from .credman import credential_management
+from .errors import ERR, CtapError
+from .get_assertion import get_assertion, get_next_assertion
+from .large_blobs import capacity, large_blobs
+from .make_credential import make_credential
+from .u2f import process_u2f
+from .wearer import Wearer
+
+logger = logging.getLogger(__name__)
+
+#: Reset is only honoured this many seconds after power-up (§6.6).
+RESET_WINDOW_S = 10.0
+#: uvModality of a fingerprint sensor (FIDO Registry §3.1 USER_VERIFY_FINGERPRINT_INTERNAL).
+UV_MODALITY_FINGERPRINT = 0x02
+
+
+class Authenticator:
+    """One band's CTAP 2.1 authenticator built from a fixture.
+
+    :param fixture: the band model; its ``[ctap]`` table defines what getInfo answers.
+    :param storage: the band's flash; all state lives under ``user/ctap/``.
+    :param wearer: the band's body (presence, verification, enrollment samples, erase).
+    :param rng: random source (injectable for deterministic tests).
+    :param clock: monotonic seconds (band time); the reset window and timers use it.
+    """
+
+    @enum.unique
+    class CMD(enum.IntEnum):
+        """Authenticator API command bytes (CTAP 2.1 §6)."""
+
+        MAKE_CREDENTIAL = 0x01
+        GET_ASSERTION = 0x02
+        GET_INFO = 0x04
+        CLIENT_PIN = 0x06
+        RESET = 0x07
+        GET_NEXT_ASSERTION = 0x08
+        BIO_ENROLLMENT = 0x09
+        CREDENTIAL_MANAGEMENT = 0x0A
+        SELECTION = 0x0B
+        LARGE_BLOBS = 0x0C
+        CONFIG = 0x0D
+        BIO_ENROLLMENT_PRE = 0x40
+        CREDENTIAL_MANAGEMENT_PRE = 0x41
+
+    @enum.unique
+    class GET_INFO(enum.IntEnum):
+        """authenticatorGetInfo response keys (§6.4)."""
+
+        VERSIONS = 0x01
+        EXTENSIONS = 0x02
+        AAGUID = 0x03
+        OPTIONS = 0x04
+        MAX_MSG_SIZE = 0x05
+        PIN_UV_AUTH_PROTOCOLS = 0x06
+        MAX_CREDENTIAL_COUNT_IN_LIST = 0x07
+        MAX_CREDENTIAL_ID_LENGTH = 0x08
+        TRANSPORTS = 0x09
+        ALGORITHMS = 0x0A
+        MAX_SERIALIZED_LARGE_BLOB_ARRAY = 0x0B
+        FORCE_PIN_CHANGE = 0x0C
+        MIN_PIN_LENGTH = 0x0D
+        FIRMWARE_VERSION = 0x0E
+        MAX_CRED_BLOB_LENGTH = 0x0F
+        MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH = 0x10
+        PREFERRED_PLATFORM_UV_ATTEMPTS = 0x11
+        UV_MODALITY = 0x12
+        REMAINING_DISCOVERABLE_CREDENTIALS = 0x14
+
+    def __init__(
+        self,
+        fixture: Fixture,
+        storage: FlashStorage,
+        wearer: Wearer,
+        *,
+        rng: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._core = Core(fixture, storage, wearer, rng=rng, clock=clock)
+        self._lock = threading.RLock()
+        self._max_msg = self._core.spec.max_msg_size
+        C = Authenticator.CMD
+        features = self._core.features
+        handlers: dict[int, Callable[[Core, codec.Params], bytes]] = {
+            C.MAKE_CREDENTIAL: make_credential,
+            C.GET_ASSERTION: get_assertion,
+            C.GET_NEXT_ASSERTION: _no_params(get_next_assertion),
+            C.GET_INFO: _no_params(self._get_info),
+            C.RESET: _no_params(self._reset),
+        }
+        self._no_params = {C.GET_NEXT_ASSERTION, C.GET_INFO, C.RESET, C.SELECTION}
+        if features.fido_2_1:
+            handlers[C.SELECTION] = _no_params(self._selection)
+        if features.client_pin_command:
+            handlers[C.CLIENT_PIN] = _mapped(lambda core, p: core.pin.handle(p))
+        if features.cred_mgmt:
+            handlers[C.CREDENTIAL_MANAGEMENT] = _mapped(
+                lambda core, p: credential_management(core, p, preview=False)
+            )
+        if features.cred_mgmt_preview:
+            handlers[C.CREDENTIAL_MANAGEMENT_PRE] = _mapped(
+                lambda core, p: credential_management(core, p, preview=True)
+            )
+        if features.bio_enroll:
+            handlers[C.BIO_ENROLLMENT] = _mapped(bio_enrollment)
+        if features.bio_enroll_preview:
+            handlers[C.BIO_ENROLLMENT_PRE] = _mapped(bio_enrollment)
+        if features.config:
+            handlers[C.CONFIG] = _mapped(authenticator_config)
+        if features.large_blobs:
+            handlers[C.LARGE_BLOBS] = _mapped(large_blobs)
+        self._handlers = handlers
+        # Commands that may continue the remembered state of the previous one (§6.3, §6.8).
+        self._keeps_pending = {
+            C.GET_NEXT_ASSERTION,
+            C.CREDENTIAL_MANAGEMENT,
+            C.CREDENTIAL_MANAGEMENT_PRE,
+        }
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def fixture(self) -> Fixture:
+        return self._core.fixture
+
+    @property
+    def supported_commands(self) -> frozenset[int]:
+        """Command bytes this model serves (the rest answer CTAP1_ERR_INVALID_COMMAND)."""
+        return frozenset(self._handlers)
+
+    def process_cbor(
+        self,
+        request: bytes,
+        *,
+        cancel: threading.Event | None = None,
+        keepalive: Callable[[int], None] | None = None,
+    ) -> bytes:
+        """Answer one CTAP2 request: status byte, then the CBOR response map if any (§8.2)."""
+        if not request:
+            return b"\x03"  # CTAP1_ERR_INVALID_LENGTH: not even a command byte
+        if len(request) > self._max_msg:
+            return b"\x03"  # longer than the maxMsgSize this authenticator announced
+        handler = self._handlers.get(request[0])
+        if handler is None:
+            return b"\x01"  # CTAP1_ERR_INVALID_COMMAND
+        if len(request) > 1 and request[0] in self._no_params:
+            return b"\x03"  # CTAP1_ERR_INVALID_LENGTH: this command takes no parameters
+        core = self._core
+        with self._lock:
+            if request[0] not in self._keeps_pending:
+                core.pending = None
+            core.user.begin(cancel, keepalive)
+            try:
+                params = codec.decode_params(memoryview(request)[1:])
+                return b"\x00" + handler(core, params)
+            except CtapError as exc:
+                return bytes((int(exc.code),))
+            except Exception:
+                logger.exception("CTAP command 0x%02x failed", request[0])
+                return bytes((int(ERR.OTHER),))
+            finally:
+                core.user.begin(None, None)
+
+    def process_u2f(self, apdu: bytes) -> bytes:
+        """Answer one CTAP1/U2F request APDU: response data and a status word."""
+        with self._lock:
+            self._core.pending = None
+            try:
+                return process_u2f(self._core, bytes(apdu))
+            except Exception:
+                logger.exception("U2F request failed")
+                return b"\x6f\x00"  # ISO 7816 "no precise diagnosis"
+
+    def power_cycle(self) -> None:
+        """The band lost power: volatile state goes, flash stays, the reset window reopens."""
+        with self._lock:
+            self._core.drop_volatile()
+            self._core.power_up = self._core.clock()
+
+    def on_user_data_erased(self) -> None:
+        """Delete User Data crypto-erased the flash: drop every cache of user data."""
+        with self._lock:
+            self._core.invalidate()
+            self._core.drop_volatile()
+
+    # -- commands without parameters -------------------------------------------------------
+
+    def _get_info(self, core: Core) -> bytes:
+        """authenticatorGetInfo (§6.4), built from the fixture and the present state."""
+        spec = core.spec
+        features = core.features
+        G = Authenticator.GET_INFO
+        options = dict(features.options)
+        if features.client_pin:
+            options["clientPin"] = core.pin.pin_set
+        if features.builtin_uv:
+            options["uv"] = core.user.uv_configured()
+        if features.bio_enroll:
+            options["bioEnroll"] = core.templates.enrolled()
+        if "userVerificationMgmtPreview" in options:
+            options["userVerificationMgmtPreview"] = core.templates.enrolled()
+        if features.always_uv:
+            options["alwaysUv"] = core.always_uv()
+            if core.always_uv() and "makeCredUvNotRqd" in options:
+                options["makeCredUvNotRqd"] = False
+        info: dict[int, Any] = {
+            G.VERSIONS: list(spec.versions),
+            G.AAGUID: core.aaguid,
+            G.OPTIONS: options,
+            G.MAX_MSG_SIZE: spec.max_msg_size,
+            G.MAX_CREDENTIAL_COUNT_IN_LIST: spec.max_credential_count_in_list,
+            G.MAX_CREDENTIAL_ID_LENGTH: spec.max_credential_id_length,
+            G.TRANSPORTS: list(spec.transports),
+            G.ALGORITHMS: [{"alg": int(alg), "type": PUBLIC_KEY} for alg in features.algorithms],
+        }
+        if spec.extensions:
+            info[G.EXTENSIONS] = list(spec.extensions)
+        if features.pin_protocols:
+            info[G.PIN_UV_AUTH_PROTOCOLS] = list(features.pin_protocols)
+        if features.fido_2_1:
+            info[G.FIRMWARE_VERSION] = spec.firmware_version
+            info[G.REMAINING_DISCOVERABLE_CREDENTIALS] = max(
+                core.creds.slots - core.creds.resident_count(), 0
+            )
+            if features.large_blobs:
+                info[G.MAX_SERIALIZED_LARGE_BLOB_ARRAY] = capacity(core)
+            if features.client_pin:
+                info[G.FORCE_PIN_CHANGE] = core.settings.state.force_pin_change
+                info[G.MIN_PIN_LENGTH] = core.settings.state.min_pin_length
+            if "credBlob" in features.extensions:
+                info[G.MAX_CRED_BLOB_LENGTH] = MAX_CRED_BLOB_LENGTH
+            if features.set_min_pin_length:
+                info[G.MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH] = MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH
+            if features.builtin_uv and not features.wrist_uv:
+                info[G.PREFERRED_PLATFORM_UV_ATTEMPTS] = 1
+                info[G.UV_MODALITY] = UV_MODALITY_FINGERPRINT
+        return codec.encode({int(k): v for k, v in info.items()})
+
+    def _reset(self, core: Core) -> bytes:
+        """authenticatorReset (§6.6): on a band this is Delete User Data."""
+        if core.clock() - core.power_up > RESET_WINDOW_S:
+            raise CtapError(ERR.NOT_ALLOWED)
+        core.user.require_presence(on_timeout=ERR.USER_ACTION_TIMEOUT)
+        core.wearer.erase_user_data()
+        core.invalidate()
+        core.drop_volatile()
+        return b""
+
+    def _selection(self, core: Core) -> bytes:
+        """authenticatorSelection (§6.9): a test of user presence, nothing else."""
+        core.user.require_presence(on_timeout=ERR.USER_ACTION_TIMEOUT)
+        return b""
+
+
+def _no_params(
+    handler: Callable[[Core], bytes],
+) -> Callable[[Core, codec.Params], bytes]:
+    """A command without parameters (the dispatcher refuses any payload before decoding)."""
+
+    def call(core: Core, params: codec.Params) -> bytes:
+        return handler(core)
+
+    return call
+
+
+def _mapped(
+    handler: Callable[[Core, codec.Params], dict[Any, Any]],
+) -> Callable[[Core, codec.Params], bytes]:
+    """A handler returning a response map; an empty map is an empty response (status only)."""
+
+    def call(core: Core, params: codec.Params) -> bytes:
+        response = handler(core, params)
+        return codec.encode({int(k): v for k, v in response.items()}) if response else b""
+
+    return call

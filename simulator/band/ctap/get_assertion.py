@@ -1,0 +1,242 @@
+"""authenticatorGetAssertion (0x02) and authenticatorGetNextAssertion (0x08), CTAP 2.1 §6.2-§6.3.
+
+This is the hot path: responses are assembled directly in canonical CBOR (every key of the
+response map is a one-byte unsigned integer in increasing order), credential descriptors are
+pre-encoded per credential, and loaded private keys are cached by the credential store.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import codec
+from .constants import PUBLIC_KEY, AuthDataFlag, CredProtect, Permission
+from .errors import ERR, CtapError
+from .extensions import AssertionExtensions
+
+if TYPE_CHECKING:
+    from .context import Core
+    from .credentials import Credential
+
+#: Seconds after which remembered getAssertion state expires (§6.3 step 3).
+NEXT_ASSERTION_TIMEOUT_S = 30.0
+
+_UP = int(AuthDataFlag.UP)
+_UV = int(AuthDataFlag.UV)
+_ED = int(AuthDataFlag.ED)
+_UV_REQUIRED = CredProtect.UV_REQUIRED
+_UV_WITH_LIST = CredProtect.UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST
+_NO_EXTENSIONS = AssertionExtensions()
+_GA = Permission.GA
+
+
+class GetAssertion:
+    """Parameter and response keys of authenticatorGetAssertion (§6.2)."""
+
+    @enum.unique
+    class PARAM(enum.IntEnum):
+        RP_ID = 0x01
+        CLIENT_DATA_HASH = 0x02
+        ALLOW_LIST = 0x03
+        EXTENSIONS = 0x04
+        OPTIONS = 0x05
+        PIN_UV_AUTH_PARAM = 0x06
+        PIN_UV_AUTH_PROTOCOL = 0x07
+
+    @enum.unique
+    class RESULT(enum.IntEnum):
+        CREDENTIAL = 0x01
+        AUTH_DATA = 0x02
+        SIGNATURE = 0x03
+        USER = 0x04
+        NUMBER_OF_CREDENTIALS = 0x05
+        USER_SELECTED = 0x06
+        LARGE_BLOB_KEY = 0x07
+
+
+@dataclass
+class AssertionState:
+    """What getNextAssertion needs from the getAssertion that started it (§6.2.2 step 12.b.2)."""
+
+    remaining: list[Credential]
+    rp_id_hash: bytes
+    client_data_hash: bytes
+    flags: int
+    uv: bool
+    extensions: AssertionExtensions
+    deadline: float
+
+
+def _refuse(puat: bool) -> None:
+    raise CtapError(ERR.PUAT_REQUIRED if puat else ERR.OPERATION_DENIED)
+
+
+def get_assertion(core: Core, params: Mapping[int, Any]) -> bytes:
+    """Sign with the applicable credential and return the encoded response (§6.2.2)."""
+    rp_id = codec.need_str(params, 1)
+    cdh = codec.need_bytes(params, 2)
+    allow = codec.parse_descriptor_list(params, 3)
+    ext_inputs = codec.get_extensions(params, 4)
+    options = codec.get_options(params, 5)
+    pin_param = codec.get_bytes(params, 6)
+    pin_version = codec.get_uint(params, 7)
+    features = core.features
+    pin = core.pin
+    user_io = core.user
+
+    # Step 1: a zero-length pinUvAuthParam asks the user to pick this authenticator.
+    if pin_param is not None and len(pin_param) == 0 and features.client_pin_command:
+        user_io.require_presence()
+        raise CtapError(ERR.PIN_INVALID if pin.pin_set else ERR.PIN_NOT_SET)
+    # Step 2.
+    if pin_param is not None:
+        pin.protocol(pin_version)
+    # Step 4: options.
+    uv = options.get("uv", False) and pin_param is None
+    if uv and not user_io.uv_configured():
+        raise CtapError(ERR.INVALID_OPTION)
+    if "rk" in options:
+        raise CtapError(ERR.UNSUPPORTED_OPTION)
+    up = options.get("up", True)
+    extensions = AssertionExtensions.parse(core, ext_inputs) if ext_inputs else _NO_EXTENSIONS
+    # Step 5: alwaysUv.
+    if up and core.always_uv():
+        if not core.protected():
+            _refuse(features.client_pin)
+        if pin_param is None and not uv:
+            if user_io.uv_configured():
+                uv = True
+            else:
+                _refuse(features.client_pin)
+    # Step 6: user verification.
+    uv_flag = False
+    up_evidence = False
+    if (pin_param is not None or uv) and core.protected():
+        if pin_param is not None:
+            assert pin_version is not None
+            pin.verify(pin_version, cdh, pin_param)
+            if not pin.user_verified_flag():
+                raise CtapError(ERR.PIN_AUTH_INVALID)
+            pin.require(_GA)
+            pin.bind_rp(rp_id)
+        else:
+            up_evidence = user_io.uv_for_operation(pin_set=pin.pin_set)
+        uv_flag = True
+    # Step 7: applicable credentials, after credProtect (§12.1).
+    user_io.require_worn()
+    rp_id_hash = core.rp_id_hash(rp_id)
+    store = core.creds
+    found: list[Credential] = []
+    if allow:
+        for kind, cred_id in allow:
+            if kind != PUBLIC_KEY:
+                continue
+            credential = store.find(cred_id, rp_id_hash)
+            if credential is not None and (uv_flag or credential.cred_protect != _UV_REQUIRED):
+                found.append(credential)
+                break  # §6.2.2 step 11: any applicable credential will do
+    else:
+        found = [
+            c
+            for c in store.discoverable_for(rp_id_hash)
+            if uv_flag or c.cred_protect not in (_UV_REQUIRED, _UV_WITH_LIST)
+        ]
+    if not found:
+        raise CtapError(ERR.NO_CREDENTIALS)
+    # Steps 8 and 9: user presence.
+    flags = _UV if uv_flag else 0
+    if up_evidence:
+        flags |= _UP
+    if up:
+        if not up_evidence and not (pin_param is not None and pin.user_present_flag()):
+            user_io.require_presence()
+        flags |= _UP
+        pin.consume()
+    # Step 10: extensions.
+    if ext_inputs:
+        extensions.prepare(core, ext_inputs)
+    # Steps 11 and 12: select, remember the rest for getNextAssertion.
+    number = None
+    if not allow and len(found) > 1:
+        number = len(found)
+        core.pending = AssertionState(
+            remaining=found[1:],
+            rp_id_hash=rp_id_hash,
+            client_data_hash=cdh,
+            flags=flags,
+            uv=uv_flag,
+            extensions=extensions,
+            deadline=core.clock() + NEXT_ASSERTION_TIMEOUT_S,
+        )
+    return _assertion(core, found[0], rp_id_hash, cdh, flags, uv_flag, extensions, number)
+
+
+def get_next_assertion(core: Core) -> bytes:
+    """The next credential of the remembered getAssertion (§6.3)."""
+    state = core.pending
+    if not isinstance(state, AssertionState) or not state.remaining:
+        raise CtapError(ERR.NOT_ALLOWED)
+    if core.clock() > state.deadline:
+        core.pending = None
+        raise CtapError(ERR.NOT_ALLOWED)
+    credential = state.remaining.pop(0)
+    response = _assertion(
+        core,
+        credential,
+        state.rp_id_hash,
+        state.client_data_hash,
+        state.flags,
+        state.uv,
+        state.extensions,
+        0,
+    )
+    state.deadline = core.clock() + NEXT_ASSERTION_TIMEOUT_S
+    return response
+
+
+def _assertion(
+    core: Core,
+    credential: Credential,
+    rp_id_hash: bytes,
+    cdh: bytes,
+    flags: int,
+    uv: bool,
+    extensions: AssertionExtensions,
+    number: int | None,
+) -> bytes:
+    """Counter, authenticator data, signature and the response map (§6.2.2 step 13)."""
+    counter = core.creds.next_counter(credential)
+    ext_out = extensions.outputs(core, credential, uv) if extensions.any_output else b""
+    if ext_out:
+        flags |= _ED
+    auth_data = rp_id_hash + bytes((flags,)) + counter.to_bytes(4, "big") + ext_out
+    signature = credential.sign(auth_data + cdh)
+    parts = [
+        b"",
+        b"\x01",
+        credential.descriptor_cbor,
+        b"\x02",
+        codec.bstr_header(len(auth_data)),
+        auth_data,
+        b"\x03",
+        codec.bstr_header(len(signature)),
+        signature,
+    ]
+    count = 3
+    record = credential.record
+    if record is not None:
+        # §6.2.2 step 12.c: user identifiable information only after UV, with several accounts.
+        user = record.user if uv and number is not None else {"id": record.user_id}
+        parts += [b"\x04", codec.encode(user)]
+        count += 1
+    if number:
+        parts += [b"\x05", codec.encode(number)]
+        count += 1
+    if extensions.large_blob_key and record is not None and record.large_blob_key is not None:
+        parts += [b"\x07\x58\x20", record.large_blob_key]
+        count += 1
+    parts[0] = bytes((0xA0 | count,))
+    return b"".join(parts)

@@ -1,0 +1,112 @@
+"""A band kept running: its authenticator wired to its body, served on front ends.
+
+``nymi-sim serve`` opens one band of the fleet directory (holding its flash for as long as it
+runs), builds the band's FIDO2 authenticator over the band's own flash and body, starts the
+requested front ends, and lets band time follow wall time x speed until it is stopped; then the
+band's world is saved like after any other command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from nymi_device.errors import InvalidInputError, PhysicalActionError
+from simulator.band.band import EmulatedBand
+from simulator.band.ctap.authenticator import Authenticator
+from simulator.band.records import BandPolicy
+from simulator.band.wearer_bridge import BandWearer
+from simulator.fleet import Fleet
+
+
+@dataclass
+class LiveBand:
+    band: EmulatedBand
+    wearer: BandWearer
+    authenticator: Authenticator
+
+
+def pick_serial(fleet: Fleet, serial: str | None) -> str:
+    if serial is not None:
+        fleet.band_dir(serial)
+        return serial
+    serials = fleet.serials()
+    if len(serials) != 1:
+        found = ", ".join(serials) or "none"
+        raise InvalidInputError(f"name the band to serve with --band (bands in {fleet.root}: "
+                                f"{found})")
+    return serials[0]
+
+
+def make_ready(band: EmulatedBand) -> list[str]:
+    """For unattended CI: a worn, enrolled, authenticated band. Returns what was done."""
+    done: list[str] = []
+    if band.on_charger:
+        band.detach_charger()
+        done.append("taken off the charger")
+    if not band.on_wrist:
+        band.put_on()
+        done.append("put on a wrist")
+    if band.enrollment.value != "enrolled":
+        band.enter_setup_code(band.setup_code or "")
+        band.start_capture()
+        for _ in range(band.fixture.limits.enrollment_touches):
+            band.place_finger()
+            band.settle()
+        band.set_label(None)
+        band.apply_policy(BandPolicy(liveness=band.fixture.default_policy.liveness,
+                                     haptics=band.fixture.default_policy.haptics))
+        done.append("enrolled")
+    if band.auth.value == "locked-out":
+        raise PhysicalActionError(f"band {band.identity.serial} is locked out; "
+                                  "delete its user data first")
+    if not band.is_authenticated:
+        band.place_finger(match=True, ecg_ok=True)
+        done.append("authenticated with a matching finger")
+    band.settle()
+    return done
+
+
+@contextlib.contextmanager
+def live_band(fleet: Fleet, serial: str, *, auto_presence: bool) -> Iterator[LiveBand]:
+    """Open ``serial`` with its authenticator wired to its body; save the world on exit."""
+    with fleet.open_band(serial) as band:
+        if band.fixture.ctap is None:
+            raise InvalidInputError(
+                f"band {serial} ({band.fixture.id}) has no FIDO2 authenticator")
+        wearer = BandWearer(band, auto_presence=auto_presence)
+        authenticator = Authenticator(band.fixture, band.storage, wearer)
+        band.wipe_hooks.append(authenticator.on_user_data_erased)
+        band.power_cycle_hooks.append(authenticator.power_cycle)
+        yield LiveBand(band, wearer, authenticator)
+
+
+async def run_until_stopped(band: EmulatedBand, announce: Callable[[], None]) -> None:
+    """Advance band time with wall time until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    ticker = asyncio.create_task(_tick(band))
+    announce()
+    try:
+        await stop.wait()
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
+async def _tick(band: EmulatedBand, tick: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    while True:
+        await asyncio.sleep(tick)
+        now = loop.time()
+        with band.lock:
+            band.clock.advance((now - last) * band.clock.speed)
+        last = now
