@@ -31,6 +31,8 @@ from nymi_device.protocol.model import (
     PowerState,
 )
 from simulator.band.battery import Battery
+from simulator.band.home import IN_ENROLLMENT as _IN_ENROLLMENT
+from simulator.band.home import home_screen
 from simulator.band.records import (
     BandPolicy,
     Identity,
@@ -46,13 +48,6 @@ from simulator.fixtures import Fixture
 
 EventListener = Callable[[BandEvent], None]
 _SETUP_CODE_ALPHABET = string.ascii_uppercase.replace("O", "").replace("I", "") + "23456789"
-_IN_ENROLLMENT = (
-    EnrollmentState.SETUP_CODE_SHOWN,
-    EnrollmentState.ADD_USER,
-    EnrollmentState.CAPTURING,
-    EnrollmentState.LABELING,
-    EnrollmentState.APPLYING_POLICY,
-)
 
 
 @dataclass
@@ -259,25 +254,7 @@ class EmulatedBand:
     # -- the home screen --------------------------------------------------------------------
 
     def _home_screen(self) -> str:
-        if self.power != PowerState.AWAKE:
-            return screens.BLANK
-        if self.enrollment == EnrollmentState.UNENROLLED:
-            return screens.SETUP_CODE if self.on_wrist else screens.NO_USER
-        if self.enrollment == EnrollmentState.SETUP_CODE_SHOWN:
-            return screens.SETUP_CODE
-        if self.enrollment == EnrollmentState.ADD_USER:
-            return screens.ADD_USER
-        if self.enrollment == EnrollmentState.CAPTURING:
-            return screens.TOUCH_SENSOR
-        if self.enrollment in (EnrollmentState.LABELING, EnrollmentState.APPLYING_POLICY):
-            return screens.SUCCESS
-        if self.auth == AuthState.LOCKED_OUT:
-            return self.fixture.screens.locked_out
-        if not self.on_wrist:
-            return screens.DEAUTHENTICATED
-        if self.auth == AuthState.AUTHENTICATED:
-            return screens.AUTHENTICATED
-        return screens.AUTH_REQUIRED
+        return home_screen(self)
 
     def _go_home(self) -> None:
         self._interaction = None
