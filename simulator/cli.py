@@ -7,17 +7,16 @@ leaves the fleet directory unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from nymi_device.protocol.model import Button
-from simulator.band.band import EmulatedBand
 from simulator.cli_common import emit_json, run_app
+from simulator.control import ControlServer, apply_action, daemon_port, send_action
 from simulator.fixtures import all_fixtures
 from simulator.fleet import Fleet, default_sim_dir, describe
 
@@ -63,12 +62,16 @@ def _report(result: dict[str, object], as_json: bool) -> None:
     )
 
 
-def _act(sim_dir: Path | None, serial: str, as_json: bool,
-         action: Callable[[EmulatedBand], None]) -> None:
-    with _fleet(sim_dir).open_band(serial) as band:
-        action(band)
-        band.settle()
-        result = describe(band)
+def _act(sim_dir: Path | None, serial: str, as_json: bool, action: str,
+         params: dict[str, Any] | None = None) -> None:
+    """Apply a control action: through the band's daemon when one serves it, else in-process."""
+    fleet = _fleet(sim_dir)
+    port = daemon_port(fleet.band_dir(serial))
+    if port is not None:
+        result = send_action(port, action, params)
+    else:
+        with fleet.open_band(serial) as band:
+            result = apply_action(band, action, params or {})
     _report(result, as_json)
 
 
@@ -90,9 +93,14 @@ def band_list(sim_dir: SimDir = None, as_json: Json = False) -> None:
     fleet = _fleet(sim_dir)
     rows = []
     for serial in fleet.serials():
-        with fleet.open_band(serial, save=False) as band:
-            rows.append({"serial": serial, "fixture": band.fixture.id,
-                         "screen": band.screen, **band.status().to_dict()})
+        port = daemon_port(fleet.band_dir(serial))
+        if port is not None:
+            state = send_action(port, "status")["state"]
+        else:
+            with fleet.open_band(serial, save=False) as band:
+                state = band.status().to_dict()
+        rows.append({"serial": serial, "fixture": fleet.fixture_of(serial).id,
+                     "served": port is not None, **state})
     if as_json:
         emit_json(rows)
         return
@@ -121,25 +129,25 @@ def fixture_list(as_json: Json = False) -> None:
 @app.command()
 def wear(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Put the band on a wrist."""
-    _act(sim_dir, serial, as_json, lambda b: b.put_on())
+    _act(sim_dir, serial, as_json, "wear")
 
 
 @app.command()
 def remove(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Take the band off the wrist."""
-    _act(sim_dir, serial, as_json, lambda b: b.take_off())
+    _act(sim_dir, serial, as_json, "remove")
 
 
 @app.command()
 def charge(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Put the band on its charger."""
-    _act(sim_dir, serial, as_json, lambda b: b.attach_charger())
+    _act(sim_dir, serial, as_json, "charge")
 
 
 @app.command()
 def uncharge(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Take the band off its charger."""
-    _act(sim_dir, serial, as_json, lambda b: b.detach_charger())
+    _act(sim_dir, serial, as_json, "uncharge")
 
 
 @app.command("hold-button")
@@ -151,7 +159,7 @@ def hold_button(
     as_json: Json = False,
 ) -> None:
     """Hold a button for some band seconds, then release it."""
-    _act(sim_dir, serial, as_json, lambda b: b.hold(button, seconds))
+    _act(sim_dir, serial, as_json, "hold", {"button": button.value, "seconds": seconds})
 
 
 @app.command()
@@ -165,7 +173,7 @@ def finger(
     as_json: Json = False,
 ) -> None:
     """Place a finger on the sensor and bezel (enrollment capture or authentication)."""
-    _act(sim_dir, serial, as_json, lambda b: b.place_finger(match=match, ecg_ok=ecg))
+    _act(sim_dir, serial, as_json, "finger", {"match": match, "ecg": ecg})
 
 
 @app.command()
@@ -176,7 +184,7 @@ def battery(
     as_json: Json = False,
 ) -> None:
     """Set the battery's charge level."""
-    _act(sim_dir, serial, as_json, lambda b: b.set_battery(percent))
+    _act(sim_dir, serial, as_json, "battery", {"percent": percent})
 
 
 @app.command()
@@ -187,7 +195,7 @@ def wait(
     as_json: Json = False,
 ) -> None:
     """Let band time pass (battery drains or charges, the screen sleeps)."""
-    _act(sim_dir, serial, as_json, lambda b: b.clock.advance(seconds))
+    _act(sim_dir, serial, as_json, "wait", {"seconds": seconds})
 
 
 @app.command()
@@ -225,14 +233,24 @@ def serve(
         async def main_loop() -> None:
             server = await serve_ctaphid_udp(live.authenticator, port=port,
                                              peer=("127.0.0.1", peer_port))
+            control = ControlServer(live.band, fleet.band_dir(serial),
+                                    extra={"power-cycle": server.power_cycle})
+            await control.start()
             try:
                 await run_until_stopped(live.band, lambda: console.print(
                     f"serving {serial} ({live.band.fixture.id}) as CTAPHID over UDP on "
                     f"127.0.0.1:{port} -> 127.0.0.1:{peer_port}; Ctrl-C stops", markup=False))
             finally:
+                await control.close()
                 await server.close()
 
         asyncio.run(main_loop())
+
+
+@app.command("power-cycle")
+def power_cycle(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Cut the band's power for an instant: RAM (authentication, PIN tokens) is lost, flash kept."""
+    _act(sim_dir, serial, as_json, "power-cycle")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from nymi_device.backend import BandBackend
 from nymi_device.errors import BandUnreachableError, UnknownBandError, UnreachableReason
 from nymi_device.protocol.model import BandEvent, BandInfo, BandStatus
+from simulator.control import daemon_port, send_action
 from simulator.fleet import Fleet, check_serial, default_sim_dir
 
 
@@ -40,11 +41,20 @@ class SimBackend(BandBackend):
     async def close(self) -> None:
         return None
 
+    def _daemon(self) -> int | None:
+        return daemon_port(self.fleet.band_dir(self.serial))
+
     async def info(self) -> BandInfo:
+        port = self._daemon()
+        if port is not None:
+            return BandInfo.from_dict(send_action(port, "info")["info"])
         with self.fleet.open_band(self.serial, save=False) as band:
             return band.info()
 
     async def status(self) -> BandStatus:
+        port = self._daemon()
+        if port is not None:
+            return BandStatus.from_dict(send_action(port, "status")["state"])
         with self.fleet.open_band(self.serial, save=False) as band:
             return band.status()
 

@@ -7,7 +7,8 @@
   sensor; an enrollment sample for authenticatorBioEnrollment is the next finger, too.
 * Taking the band off the wrist while a request waits cancels it.
 * ``auto_presence`` answers every request for the wearer's action at once, as a matching finger
-  on a worn band would (for unattended CI).
+  on a worn band would (for unattended CI): a worn band that is not authenticated is given a
+  matching finger; a band that is off the wrist still has no wearer and is refused.
 
 The waits run in a transport's worker thread; band events arrive from the thread that moves the
 physical world, through the band's listener list.
@@ -35,8 +36,22 @@ class BandWearer:
         ctap = band.fixture.ctap
         self.presence_by_button = ctap is not None and ctap.presence == "button"
 
+    def _auto_finger(self) -> bool:
+        """Auto presence: authenticate a worn band with a simulated matching finger."""
+        band = self.band
+        with band.lock:
+            if not band.on_wrist or band.power.value == "off":
+                return False
+            if not band.is_authenticated and band.enrollment.value == "enrolled" and (
+                    band.auth.value != "locked-out"):
+                band.place_finger(match=True, ecg_ok=True)
+                band.settle()
+            return band.is_authenticated or band.enrollment.value != "enrolled"
+
     def is_verified(self) -> bool:
-        return self.auto_presence or self.band.is_authenticated
+        if self.auto_presence:
+            return self._auto_finger() and self.band.enrollment.value == "enrolled"
+        return self.band.is_authenticated
 
     def _wait_for(
         self, timeout_s: float, cancel: threading.Event,
@@ -74,7 +89,7 @@ class BandWearer:
         if cancel.is_set():
             return PresenceResult.CANCELLED
         if self.auto_presence:
-            return PresenceResult.GRANTED
+            return PresenceResult.GRANTED if self._auto_finger() else PresenceResult.DENIED
         if not self.presence_by_button:
             return PresenceResult.GRANTED if self.band.is_authenticated else PresenceResult.DENIED
         result = self._wait_for(timeout_s, cancel, lambda e: "pressed" if (
@@ -88,7 +103,9 @@ class BandWearer:
     def verify_user(self, timeout_s: float, cancel: threading.Event) -> UvResult:
         if cancel.is_set():
             return UvResult.CANCELLED
-        if self.auto_presence or self.band.is_authenticated:
+        if self.auto_presence:
+            return UvResult.MATCHED if self.is_verified() else UvResult.NO_MATCH
+        if self.band.is_authenticated:
             return UvResult.MATCHED
         result = self._wait_for(timeout_s, cancel, lambda e: (
             ("match" if e.data.get("match") else "no-match") if e.kind == EventKind.FINGER
@@ -103,7 +120,7 @@ class BandWearer:
         if cancel.is_set():
             return SampleResult.cancelled()
         if self.auto_presence:
-            return SampleResult.good()
+            return SampleResult.good() if self._auto_finger() else SampleResult.timeout()
         result = self._wait_for(timeout_s, cancel,
                                 lambda e: "sample" if e.kind == EventKind.FINGER else None)
         if result == "sample":

@@ -1,0 +1,178 @@
+"""The control API: how the physical world of a band is moved, in-process or in a running daemon.
+
+Every physical action (wear, remove, charge, hold a button, present a finger, set the battery,
+let time pass, power-cycle) is one entry of :data:`ACTIONS`. ``nymi-sim`` applies it to the band
+in its fleet directory — or, while ``nymi-sim serve`` keeps that band running, sends it to the
+daemon over the control socket: JSON lines over TCP on 127.0.0.1, the port published in the
+band's ``control.json``. Either way the answer is :func:`simulator.fleet.describe` of the band.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nymi_device.errors import (
+    BandError,
+    BandUnreachableError,
+    InvalidInputError,
+    PhysicalActionError,
+    UnreachableReason,
+)
+from nymi_device.protocol.model import Button
+from simulator.band.band import EmulatedBand
+from simulator.band.storage import atomic_write
+from simulator.fleet import describe
+
+CONTROL_FILE = "control.json"
+Action = Callable[[EmulatedBand, dict[str, Any]], None]
+
+
+def _button(params: dict[str, Any]) -> Button:
+    try:
+        return Button(str(params.get("button")))
+    except ValueError:
+        raise InvalidInputError(f"no button {params.get('button')!r} (top or bottom)") from None
+
+
+def _seconds(params: dict[str, Any], name: str = "seconds") -> float:
+    value = params.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise InvalidInputError(f"{name} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+ACTIONS: dict[str, Action] = {
+    "wear": lambda b, p: b.put_on(),
+    "remove": lambda b, p: b.take_off(),
+    "charge": lambda b, p: b.attach_charger(),
+    "uncharge": lambda b, p: b.detach_charger(),
+    "hold": lambda b, p: b.hold(_button(p), _seconds(p)),
+    "finger": lambda b, p: b.place_finger(match=bool(p.get("match", True)),
+                                          ecg_ok=bool(p.get("ecg", True))),
+    "battery": lambda b, p: b.set_battery(_seconds(p, "percent")),
+    "wait": lambda b, p: b.clock.advance(_seconds(p)),
+    "power-cycle": lambda b, p: b.power_cycle(),
+    "status": lambda b, p: None,
+}
+
+
+def apply_action(band: EmulatedBand, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Apply one action and settle the band; the band's report covers only this action."""
+    if action == "info":
+        return {"info": band.info().to_dict()}
+    handler = ACTIONS.get(action)
+    if handler is None:
+        raise InvalidInputError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+    mark = len(band.events)
+    with band.lock:
+        handler(band, params)
+        band.settle()
+        return describe(band, since=mark)
+
+
+# -- daemon side --------------------------------------------------------------------------------
+
+class ControlServer:
+    """Serves :data:`ACTIONS` for one running band on 127.0.0.1 (an ephemeral port)."""
+
+    def __init__(self, band: EmulatedBand, band_dir: Path,
+                 extra: dict[str, Callable[[], None]] | None = None) -> None:
+        self.band = band
+        self.band_dir = band_dir
+        #: Actions the daemon adds (e.g. "power-cycle" also resets the CTAPHID channels).
+        self.extra = extra or {}
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        port = int(self._server.sockets[0].getsockname()[1])
+        atomic_write(self.band_dir / CONTROL_FILE,
+                     json.dumps({"port": port, "pid": os.getpid()}).encode(), durable=False)
+        return port
+
+    async def close(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.band_dir / CONTROL_FILE).unlink()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                writer.write(json.dumps(self.handle(line)).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def handle(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict) or not isinstance(request.get("action"), str):
+                raise InvalidInputError("a control request is a JSON object with an 'action'")
+            params = request.get("params") or {}
+            if not isinstance(params, dict):
+                raise InvalidInputError("'params' must be a JSON object")
+            action = request["action"]
+            result = apply_action(self.band, action, params)
+            if action in self.extra:
+                self.extra[action]()
+            return {"ok": True, "result": result}
+        except json.JSONDecodeError:
+            return {"ok": False, "kind": "invalid-input", "error": "control request is not JSON"}
+        except InvalidInputError as exc:
+            return {"ok": False, "kind": "invalid-input", "error": str(exc)}
+        except BandError as exc:
+            return {"ok": False, "kind": "refused", "error": str(exc)}
+
+
+# -- client side --------------------------------------------------------------------------------
+
+def daemon_port(band_dir: Path) -> int | None:
+    """The control port of a daemon serving this band, or None if none is running."""
+    try:
+        info = json.loads((band_dir / CONTROL_FILE).read_text())
+        port = int(info["port"])
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return port
+
+
+def send_action(port: int, action: str, params: dict[str, Any] | None = None,
+                timeout: float = 30.0) -> dict[str, Any]:
+    """Send one action to a daemon; raise the matching error on a refusal."""
+    request = json.dumps({"action": action, "params": params or {}}).encode() + b"\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(request)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        raise BandUnreachableError(f"the band's daemon does not answer: {exc}",
+                                   UnreachableReason.TRANSPORT_FAILED) from None
+    try:
+        answer = json.loads(data)
+    except json.JSONDecodeError:
+        raise BandUnreachableError("the band's daemon answered garbage",
+                                   UnreachableReason.TRANSPORT_FAILED) from None
+    if not answer.get("ok"):
+        if answer.get("kind") == "invalid-input":
+            raise InvalidInputError(str(answer.get("error")))
+        raise PhysicalActionError(str(answer.get("error")))
+    result = answer["result"]
+    assert isinstance(result, dict)
+    return result
