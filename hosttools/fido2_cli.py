@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nymi_device.errors import BandUnreachableError, InvalidInputError
-from nymi_device.fido import open_ctap_device
+from nymi_device.fido import get_uv_token, open_ctap_device
 from simulator.cli_common import emit_json
 
 fido2_app = typer.Typer(help="The band's FIDO2 authenticator (getInfo, credentials).",
@@ -80,8 +80,8 @@ def fido2_credentials(
         client_pin = ClientPin(ctap2)
         if pin is not None:
             token = client_pin.get_pin_token(pin, permissions)
-        elif ClientPin.is_token_supported(info) and info.options.get("uv"):  # type: ignore[no-untyped-call]
-            token = client_pin.get_uv_token(permissions)
+        elif info.options.get("uv"):
+            token = get_uv_token(client_pin, permissions)
         else:
             raise InvalidInputError("credential management needs --pin on this authenticator")
         credman = CredentialManagement(ctap2, client_pin.protocol, token)

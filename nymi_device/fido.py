@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fido2.ctap import CtapDevice
+from fido2.ctap2.pin import ClientPin
 
 from nymi_device.backend import parse_target
 from nymi_device.errors import InvalidTargetError
@@ -34,7 +35,7 @@ from nymi_device.transport.udp_hid import (
     open_udp_hid_device,
 )
 
-__all__ = ["open_ctap_device", "parse_udp_address", "supported_schemes"]
+__all__ = ["get_uv_token", "open_ctap_device", "parse_udp_address", "supported_schemes"]
 
 
 def parse_udp_address(address: str) -> tuple[str, int]:
@@ -91,3 +92,29 @@ def open_ctap_device(target: str, **options: Any) -> CtapDevice:
             f"no FIDO2 transport for {scheme!r} (supported: {', '.join(supported_schemes())})"
         )
     return opener(address, **options)
+
+
+def get_uv_token(
+    client_pin: ClientPin,
+    permissions: ClientPin.PERMISSION,
+    permissions_rpid: str | None = None,
+) -> bytes:
+    """A pinUvAuthToken from the authenticator's built-in user verification.
+
+    Like python-fido2's ``ClientPin.get_uv_token``, but also for Nymi bands, which grant the token
+    from their wrist authentication without listing ``pinUvAuthToken`` in getInfo (their metadata
+    lists ``credMgmt`` and no ``clientPin``; see docs/fixtures.md).
+    """
+    peer = client_pin.ctap.client_pin(client_pin.protocol.VERSION,
+                                      ClientPin.CMD.GET_KEY_AGREEMENT)
+    key_agreement, shared_secret = client_pin.protocol.encapsulate(
+        peer[ClientPin.RESULT.KEY_AGREEMENT])
+    response = client_pin.ctap.client_pin(
+        client_pin.protocol.VERSION,
+        ClientPin.CMD.GET_TOKEN_USING_UV,
+        key_agreement=key_agreement,
+        permissions=permissions,
+        permissions_rpid=permissions_rpid,
+    )
+    token_enc = response[ClientPin.RESULT.PIN_UV_TOKEN]
+    return client_pin.protocol.validate_token(client_pin.protocol.decrypt(shared_secret, token_enc))

@@ -26,6 +26,10 @@ class CtapSpec(BaseModel):
     transports: list[Literal["nfc", "ble", "usb", "internal"]] = ["nfc"]
     algorithms: list[Literal["ES256", "EdDSA"]] = ["ES256"]
     pin_uv_auth_protocols: list[int] = []
+    #: The band grants getPinUvAuthTokenUsingUvWithPermissions (its built-in UV) although its
+    #: getInfo does not list ``pinUvAuthToken`` ([I]: the Nymi metadata lists credMgmt=true and no
+    #: clientPin, which leaves no other way to authorise credential management).
+    uv_token_unadvertised: bool = False
     resident_credential_slots: int = Field(default=100, ge=1)
     pin_retries: int = Field(default=8, ge=1)
     uv_retries: int = Field(default=5, ge=1)
@@ -44,5 +48,6 @@ class CtapSpec(BaseModel):
     attestation_root: str | None = None
     # Band seconds the authenticator waits for a gesture, a fingerprint or a sample.
     user_action_timeout_s: float = Field(default=30.0, gt=0)
-    # Sign counters are persisted as a reserved ceiling, this many assertions ahead.
-    counter_reserve: int = Field(default=256, ge=1)
+    # Sign counters are persisted as a reserved ceiling, this many assertions ahead: one flash
+    # commit per block; after a restart counting resumes above the ceiling.
+    counter_reserve: int = Field(default=4096, ge=1)

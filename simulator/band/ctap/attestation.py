@@ -19,6 +19,7 @@ from nymi_device.errors import FixtureError
 from simulator.fixtures import FIXTURE_DIR
 from simulator.fixtures_ctap import CtapSpec
 
+from . import codec
 from .constants import CoseAlg
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -56,6 +57,9 @@ class Attestation:
             self._x5c = [_load_cert_der((directory / spec.attestation_certificate).resolve())]
         if spec.attestation_root:
             self.root_der = _load_cert_der((directory / spec.attestation_root).resolve())
+        # The constant tail of a basic packed attStmt: "x5c": [batch certificate].
+        cert = self._x5c[0] if self._x5c else b""
+        self._x5c_tail = b"\x63x5c\x81" + codec.bstr_header(len(cert)) + cert
 
     @property
     def certificate_der(self) -> bytes | None:
@@ -71,6 +75,11 @@ class Attestation:
         if self._key is None:
             raise RuntimeError("no batch attestation key")
         return self._key.sign(data, _ECDSA_SHA256)
+
+    def packed_basic_cbor(self, signed: bytes) -> bytes:
+        """The encoded basic attStmt ``{"alg": -7, "sig": sig, "x5c": [cert]}`` (canonical)."""
+        sig = self.sign(signed)
+        return b"\xa3\x63alg\x26\x63sig" + codec.bstr_header(len(sig)) + sig + self._x5c_tail
 
     def packed_statement(
         self, signed: bytes, self_sign: tuple[CoseAlg, bytes] | None = None

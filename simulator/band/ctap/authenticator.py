@@ -27,7 +27,7 @@ from simulator.fixtures import Fixture
 from . import codec
 from .bio import bio_enrollment
 from .config import authenticator_config
-from .constants import MAX_CRED_BLOB_LENGTH, MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH, PUBLIC_KEY
+from .constants import MAX_CRED_BLOB_LENGTH, MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH, PUBLIC_KEY, WireEnum
 from .context import Core
 from .credman import credential_management
 from .errors import ERR, CtapError
@@ -39,6 +39,8 @@ from .wearer import Wearer
 
 logger = logging.getLogger(__name__)
 
+#: One-byte responses by status code (errors carry no body).
+_STATUS = {code: bytes((code,)) for code in range(256)}
 #: Reset is only honoured this many seconds after power-up (§6.6).
 RESET_WINDOW_S = 10.0
 #: uvModality of a fingerprint sensor (FIDO Registry §3.1 USER_VERIFY_FINGERPRINT_INTERNAL).
@@ -56,7 +58,7 @@ class Authenticator:
     """
 
     @enum.unique
-    class CMD(enum.IntEnum):
+    class CMD(WireEnum):
         """Authenticator API command bytes (CTAP 2.1 §6)."""
 
         MAKE_CREDENTIAL = 0x01
@@ -74,7 +76,7 @@ class Authenticator:
         CREDENTIAL_MANAGEMENT_PRE = 0x41
 
     @enum.unique
-    class GET_INFO(enum.IntEnum):
+    class GET_INFO(WireEnum):
         """authenticatorGetInfo response keys (§6.4)."""
 
         VERSIONS = 0x01
@@ -108,6 +110,10 @@ class Authenticator:
     ) -> None:
         self._core = Core(fixture, storage, wearer, rng=rng, clock=clock)
         self._lock = threading.RLock()
+        self._decoder = codec.RequestDecoder()
+        # A power cycle or Delete User Data that arrived while a command was running.
+        self._deferred = False
+        self._erase_pending = False
         self._max_msg = self._core.spec.max_msg_size
         C = Authenticator.CMD
         features = self._core.features
@@ -141,10 +147,11 @@ class Authenticator:
             handlers[C.LARGE_BLOBS] = _mapped(large_blobs)
         self._handlers = handlers
         # Commands that may continue the remembered state of the previous one (§6.3, §6.8).
-        self._keeps_pending = {
-            C.GET_NEXT_ASSERTION,
-            C.CREDENTIAL_MANAGEMENT,
-            C.CREDENTIAL_MANAGEMENT_PRE,
+        continuing = {C.GET_NEXT_ASSERTION, C.CREDENTIAL_MANAGEMENT, C.CREDENTIAL_MANAGEMENT_PRE}
+        # command byte -> (handler, takes parameters, keeps the previous command's state)
+        self._table: dict[int, tuple[Callable[[Core, codec.Params], bytes], bool, bool]] = {
+            command: (handler, command not in self._no_params, command in continuing)
+            for command, handler in handlers.items()
         }
 
     # -- public API -------------------------------------------------------------------------
@@ -166,52 +173,94 @@ class Authenticator:
         keepalive: Callable[[int], None] | None = None,
     ) -> bytes:
         """Answer one CTAP2 request: status byte, then the CBOR response map if any (§8.2)."""
-        if not request:
-            return b"\x03"  # CTAP1_ERR_INVALID_LENGTH: not even a command byte
-        if len(request) > self._max_msg:
-            return b"\x03"  # longer than the maxMsgSize this authenticator announced
-        handler = self._handlers.get(request[0])
-        if handler is None:
+        length = len(request)
+        if not length or length > self._max_msg:
+            return b"\x03"  # CTAP1_ERR_INVALID_LENGTH: empty, or beyond the announced maxMsgSize
+        command = request[0]
+        entry = self._table.get(command)
+        if entry is None:
             return b"\x01"  # CTAP1_ERR_INVALID_COMMAND
-        if len(request) > 1 and request[0] in self._no_params:
+        handler, takes_params, keeps_pending = entry
+        if length > 1 and not takes_params:
             return b"\x03"  # CTAP1_ERR_INVALID_LENGTH: this command takes no parameters
         core = self._core
+        if type(request) is not bytes:
+            request = bytes(request)
         with self._lock:
-            if request[0] not in self._keeps_pending:
+            if self._deferred:
+                self._apply_deferred()
+            if not keeps_pending and core.pending is not None:
                 core.pending = None
-            core.user.begin(cancel, keepalive)
+            user = core.user
+            command_cancel = user.cancel
+            command_cancel.transport = cancel
+            command_cancel.aborted = False
+            user.keepalive = keepalive
             try:
-                params = codec.decode_params(memoryview(request)[1:])
-                return b"\x00" + handler(core, params)
+                return handler(core, self._decoder.params(request))
             except CtapError as exc:
-                return bytes((int(exc.code),))
+                return _STATUS[exc.code]
             except Exception:
-                logger.exception("CTAP command 0x%02x failed", request[0])
-                return bytes((int(ERR.OTHER),))
+                logger.exception("CTAP command 0x%02x failed", command)
+                return _STATUS[ERR.OTHER]
             finally:
-                core.user.begin(None, None)
+                if cancel is not None or keepalive is not None:
+                    user.begin(None, None)
+                if self._deferred:
+                    self._apply_deferred()
 
     def process_u2f(self, apdu: bytes) -> bytes:
         """Answer one CTAP1/U2F request APDU: response data and a status word."""
         with self._lock:
+            if self._deferred:
+                self._apply_deferred()
             self._core.pending = None
+            self._core.user.begin(None, None)
             try:
                 return process_u2f(self._core, bytes(apdu))
             except Exception:
                 logger.exception("U2F request failed")
                 return b"\x6f\x00"  # ISO 7816 "no precise diagnosis"
+            finally:
+                if self._deferred:
+                    self._apply_deferred()
 
     def power_cycle(self) -> None:
-        """The band lost power: volatile state goes, flash stays, the reset window reopens."""
-        with self._lock:
-            self._core.drop_volatile()
-            self._core.power_up = self._core.clock()
+        """The band lost power: volatile state goes, flash stays, the reset window reopens.
+
+        Never blocks on a command in progress in another thread (the band calls this from the
+        thread that moves the physical world, which that command's wearer may be waiting on):
+        the command's waits are aborted, and the volatile state is dropped as it ends.
+        """
+        core = self._core
+        core.power_up = core.clock()
+        self._defer(erase=False)
 
     def on_user_data_erased(self) -> None:
-        """Delete User Data crypto-erased the flash: drop every cache of user data."""
-        with self._lock:
-            self._core.invalidate()
-            self._core.drop_volatile()
+        """Delete User Data crypto-erased the flash: drop every cache of user data.
+
+        Like :meth:`power_cycle`, it aborts a command in progress rather than waiting for it.
+        """
+        self._defer(erase=True)
+
+    def _defer(self, *, erase: bool) -> None:
+        if erase:
+            self._erase_pending = True
+        self._deferred = True
+        self._core.user.cancel.abort()
+        if self._lock.acquire(blocking=False):
+            try:
+                self._apply_deferred()
+            finally:
+                self._lock.release()
+
+    def _apply_deferred(self) -> None:
+        core = self._core
+        self._deferred = False
+        if self._erase_pending:
+            self._erase_pending = False
+            core.invalidate()
+        core.drop_volatile()
 
     # -- commands without parameters -------------------------------------------------------
 
@@ -264,7 +313,7 @@ class Authenticator:
             if features.builtin_uv and not features.wrist_uv:
                 info[G.PREFERRED_PLATFORM_UV_ATTEMPTS] = 1
                 info[G.UV_MODALITY] = UV_MODALITY_FINGERPRINT
-        return codec.encode({int(k): v for k, v in info.items()})
+        return b"\x00" + codec.encode({int(k): v for k, v in info.items()})
 
     def _reset(self, core: Core) -> bytes:
         """authenticatorReset (§6.6): on a band this is Delete User Data."""
@@ -274,12 +323,12 @@ class Authenticator:
         core.wearer.erase_user_data()
         core.invalidate()
         core.drop_volatile()
-        return b""
+        return b"\x00"
 
     def _selection(self, core: Core) -> bytes:
         """authenticatorSelection (§6.9): a test of user presence, nothing else."""
         core.user.require_presence(on_timeout=ERR.USER_ACTION_TIMEOUT)
-        return b""
+        return b"\x00"
 
 
 def _no_params(
@@ -300,6 +349,8 @@ def _mapped(
 
     def call(core: Core, params: codec.Params) -> bytes:
         response = handler(core, params)
-        return codec.encode({int(k): v for k, v in response.items()}) if response else b""
+        if not response:
+            return b"\x00"
+        return b"\x00" + codec.encode({int(k): v for k, v in response.items()})
 
     return call

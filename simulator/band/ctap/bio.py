@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import codec
-from .constants import MAX_TEMPLATE_FRIENDLY_NAME, Permission
+from .constants import MAX_TEMPLATE_FRIENDLY_NAME, Permission, WireEnum
 from .errors import ERR, CtapError
 from .wearer import CaptureOutcome, SampleStatus
 
@@ -30,7 +30,7 @@ class BioEnrollment:
     """Keys and subcommands of authenticatorBioEnrollment (§6.7)."""
 
     @enum.unique
-    class CMD(enum.IntEnum):
+    class CMD(WireEnum):
         ENROLL_BEGIN = 0x01
         ENROLL_CAPTURE_NEXT = 0x02
         ENROLL_CANCEL = 0x03
@@ -40,7 +40,7 @@ class BioEnrollment:
         GET_SENSOR_INFO = 0x07
 
     @enum.unique
-    class PARAM(enum.IntEnum):
+    class PARAM(WireEnum):
         MODALITY = 0x01
         SUB_COMMAND = 0x02
         SUB_COMMAND_PARAMS = 0x03
@@ -49,13 +49,13 @@ class BioEnrollment:
         GET_MODALITY = 0x06
 
     @enum.unique
-    class SUB_PARAM(enum.IntEnum):
+    class SUB_PARAM(WireEnum):
         TEMPLATE_ID = 0x01
         TEMPLATE_NAME = 0x02
         TIMEOUT_MS = 0x03
 
     @enum.unique
-    class RESULT(enum.IntEnum):
+    class RESULT(WireEnum):
         MODALITY = 0x01
         FINGERPRINT_KIND = 0x02
         MAX_SAMPLES_REQUIRED = 0x03
@@ -86,7 +86,7 @@ def _capture(core: Core, state: Enrollment, timeout_ms: int | None) -> dict[int,
     """Capture one sample for ``state`` and report it (§6.7.4 / §6.7.5)."""
     user_io = core.user
     timeout_s = timeout_ms / 1000 if timeout_ms else user_io.timeout_s
-    user_io._up_needed()
+    user_io.up_needed()
     sample = core.wearer.capture_enrollment_sample(timeout_s, user_io.cancel)
     if sample.outcome is CaptureOutcome.CANCELLED:
         raise CtapError(ERR.KEEPALIVE_CANCEL)

@@ -20,7 +20,7 @@ from simulator.band.storage import FlashStorage
 from simulator.fixtures_ctap import CtapSpec
 
 from . import codec
-from .constants import KEY_PIN, KEY_PIN_RETRIES, MAX_PIN_BYTES, Permission
+from .constants import KEY_PIN, KEY_PIN_RETRIES, MAX_PIN_BYTES, Permission, WireEnum
 from .errors import ERR, CtapError
 from .features import Features
 from .pin_protocol import PinUvAuthProtocol, make_protocols
@@ -54,7 +54,7 @@ class ClientPin:
     """The PIN and pinUvAuthToken machinery, and the authenticatorClientPIN command."""
 
     @enum.unique
-    class CMD(enum.IntEnum):
+    class CMD(WireEnum):
         GET_PIN_RETRIES = 0x01
         GET_KEY_AGREEMENT = 0x02
         SET_PIN = 0x03
@@ -65,7 +65,7 @@ class ClientPin:
         GET_TOKEN_USING_PIN = 0x09
 
     @enum.unique
-    class PARAM(enum.IntEnum):
+    class PARAM(WireEnum):
         PROTOCOL = 0x01
         SUB_COMMAND = 0x02
         KEY_AGREEMENT = 0x03
@@ -76,7 +76,7 @@ class ClientPin:
         RP_ID = 0x0A
 
     @enum.unique
-    class RESULT(enum.IntEnum):
+    class RESULT(WireEnum):
         KEY_AGREEMENT = 0x01
         PIN_UV_AUTH_TOKEN = 0x02
         PIN_RETRIES = 0x03
@@ -258,7 +258,8 @@ class ClientPin:
         permissions = codec.get_uint(params, P.PERMISSIONS)
         rp_id = codec.get_str(params, P.RP_ID)
         C = ClientPin.CMD
-        uv_token = self._features.pin_uv_auth_token and self._features.builtin_uv
+        uv_token = self._features.builtin_uv and (
+            self._features.pin_uv_auth_token or self._features.uv_token_unadvertised)
         if sub == C.GET_PIN_RETRIES:
             return {
                 ClientPin.RESULT.PIN_RETRIES: self.pin_retries,

@@ -28,41 +28,72 @@ Params = Mapping[int, Any]
 _EMPTY: dict[int, Any] = {}
 
 
-def decode_params(data: bytes | memoryview) -> Params:
-    """Decode the CBOR parameter map of a request (everything after the command byte)."""
-    if not data:
-        return _EMPTY
-    value = _decode_exact(data)
-    if type(value) is not dict:
-        raise CtapError(ERR.CBOR_UNEXPECTED_TYPE)
-    for key in value:
-        if type(key) is not int or key < 0:
+class RequestDecoder:
+    """Decodes request parameter maps with one reused ``cbor2`` stream decoder.
+
+    Not thread-safe: the authenticator serialises requests. ``cbor2.loads`` would silently ignore
+    bytes after the first item; the stream decoder leaves its stream positioned just after the
+    item, so trailing bytes are detected exactly.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stream = io.BytesIO(b"")
+        self._decoder = cbor2.CBORDecoder(
+            self._stream, allow_indefinite=False, allow_duplicate_keys=False, max_depth=MAX_DEPTH
+        )
+
+    def params(self, request: bytes) -> Params:
+        """The parameter map of ``request`` after its command byte."""
+        length = len(request)
+        if length <= 1:
+            return _EMPTY
+        stream = self._stream
+        _reinit(stream, request)  # the decoder keeps reading from the same stream object
+        stream.seek(1)
+        try:
+            value = self._decoder.decode()
+        except Exception:  # cbor2 raises decode errors, and builtins for some malformed tags
+            self._reset()
+            raise CtapError(ERR.INVALID_CBOR) from None
+        if stream.tell() != length:
+            raise CtapError(ERR.INVALID_CBOR)
+        if type(value) is not dict:
             raise CtapError(ERR.CBOR_UNEXPECTED_TYPE)
-    return value
+        for key in value:
+            if type(key) is not int or key < 0:
+                raise CtapError(ERR.CBOR_UNEXPECTED_TYPE)
+        return value
+
+    def item(self, data: bytes, offset: int = 0) -> Any:
+        """Exactly one CBOR item from ``data[offset:]``; anything else is INVALID_CBOR."""
+        stream = self._stream
+        _reinit(stream, data)  # the decoder keeps reading from the same stream object
+        if offset:
+            stream.seek(offset)
+        try:
+            value = self._decoder.decode()
+        except Exception:  # cbor2 raises decode errors, and builtins for some malformed tags
+            self._reset()
+            raise CtapError(ERR.INVALID_CBOR) from None
+        if stream.tell() != len(data):
+            raise CtapError(ERR.INVALID_CBOR)
+        return value
 
 
-def decode_item(data: bytes | memoryview) -> Any:
-    """Decode exactly one CBOR item (used for platform-supplied blobs)."""
-    return _decode_exact(data)
+_reinit = io.BytesIO.__init__
 
 
-def _decode_exact(data: bytes | memoryview) -> Any:
-    # ``cbor2.loads`` ignores bytes after the first item; a decoder reading one byte at a time
-    # leaves the stream positioned just after the item, so trailing bytes are detected exactly.
-    stream = io.BytesIO(data)
-    try:
-        value = cbor2.CBORDecoder(
-            stream,
-            read_size=1,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-            max_depth=MAX_DEPTH,
-        ).decode()
-    except Exception:  # cbor2 raises decode errors, and builtins for some malformed tags
-        raise CtapError(ERR.INVALID_CBOR) from None
-    if stream.tell() != len(data):
-        raise CtapError(ERR.INVALID_CBOR)
-    return value
+def decode_params(request: bytes) -> Params:
+    """Decode the CBOR parameter map of a request (command byte first)."""
+    return RequestDecoder().params(request)
+
+
+def decode_item(data: bytes) -> Any:
+    """Decode exactly one CBOR item (stored records, platform-supplied blobs)."""
+    return RequestDecoder().item(data)
 
 
 # -- typed access -------------------------------------------------------------------------
@@ -214,10 +245,11 @@ def encode(value: Any) -> bytes:
 
 def bstr_header(length: int) -> bytes:
     """The head of a CBOR byte string of ``length`` bytes (major type 2, shortest form)."""
-    if length < 24:
-        return bytes((0x40 | length,))
     if length < 0x100:
-        return bytes((0x58, length))
+        return BSTR_HEADERS[length]
     if length < 0x10000:
         return bytes((0x59, length >> 8, length & 0xFF))
     return b"\x5a" + length.to_bytes(4, "big")
+
+
+BSTR_HEADERS = [bytes((0x40 | n,)) if n < 24 else bytes((0x58, n)) for n in range(0x100)]

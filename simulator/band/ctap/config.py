@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import codec
-from .constants import MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH, Permission
+from .constants import MAX_RPIDS_FOR_SET_MIN_PIN_LENGTH, Permission, WireEnum
 from .errors import ERR, CtapError
 
 if TYPE_CHECKING:
@@ -23,21 +23,21 @@ class AuthenticatorConfig:
     """Keys and subcommands of authenticatorConfig (§6.11)."""
 
     @enum.unique
-    class CMD(enum.IntEnum):
+    class CMD(WireEnum):
         ENABLE_ENTERPRISE_ATTESTATION = 0x01
         TOGGLE_ALWAYS_UV = 0x02
         SET_MIN_PIN_LENGTH = 0x03
         VENDOR_PROTOTYPE = 0xFF
 
     @enum.unique
-    class PARAM(enum.IntEnum):
+    class PARAM(WireEnum):
         SUB_COMMAND = 0x01
         SUB_COMMAND_PARAMS = 0x02
         PIN_UV_AUTH_PROTOCOL = 0x03
         PIN_UV_AUTH_PARAM = 0x04
 
     @enum.unique
-    class SUB_PARAM(enum.IntEnum):
+    class SUB_PARAM(WireEnum):
         NEW_MIN_PIN_LENGTH = 0x01
         MIN_PIN_LENGTH_RPIDS = 0x02
         FORCE_CHANGE_PIN = 0x03

@@ -15,6 +15,15 @@ def _unknown_member(cls: type[enum.IntEnum], value: object) -> enum.IntEnum | No
     return member
 
 
+class WireEnum(enum.IntEnum):
+    """An IntEnum for codes read off the wire: an unknown value becomes an ``UNKNOWN_0x..``
+    pseudo-member instead of raising, so a newer peer's code never crashes a reader."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> enum.IntEnum | None:
+        return _unknown_member(cls, value)
+
+
 class AuthDataFlag(enum.IntFlag):
     """Flags byte of the authenticator data (WebAuthn §6.1, CTAP 2.1 §6.1 and §6.2)."""
 
@@ -36,44 +45,32 @@ class Permission(enum.IntFlag):
 
 
 @enum.unique
-class CoseAlg(enum.IntEnum):
+class CoseAlg(WireEnum):
     """COSE algorithm identifiers the authenticator may offer (CTAP 2.1 §6.4 ``algorithms``)."""
 
     ES256 = -7
     EDDSA = -8
     ECDH_ES_HKDF_256 = -25
 
-    @classmethod
-    def _missing_(cls, value: object) -> enum.IntEnum | None:
-        return _unknown_member(cls, value)
-
 
 ALGORITHM_BY_NAME: dict[str, CoseAlg] = {"ES256": CoseAlg.ES256, "EdDSA": CoseAlg.EDDSA}
 
 
 @enum.unique
-class CredProtect(enum.IntEnum):
+class CredProtect(WireEnum):
     """credProtect levels (CTAP 2.1 §12.1)."""
 
     UV_OPTIONAL = 0x01
     UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST = 0x02
     UV_REQUIRED = 0x03
 
-    @classmethod
-    def _missing_(cls, value: object) -> enum.IntEnum | None:
-        return _unknown_member(cls, value)
-
 
 @enum.unique
-class KeepaliveStatus(enum.IntEnum):
+class KeepaliveStatus(WireEnum):
     """Keep-alive statuses a transport relays while a command runs (CTAP 2.1 §11.2.9.2.1)."""
 
     PROCESSING = 1
     UPNEEDED = 2
-
-    @classmethod
-    def _missing_(cls, value: object) -> enum.IntEnum | None:
-        return _unknown_member(cls, value)
 
 
 PUBLIC_KEY = "public-key"

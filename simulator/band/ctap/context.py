@@ -61,6 +61,7 @@ class Core:
         )
         self.user = UserInteraction(spec, self.features, storage, wearer, self.templates.enrolled)
         self.pin = ClientPin(spec, self.features, storage, rng, clock, self.user, self.settings)
+        self.user.pin_is_set = lambda: self.pin.pin_set
         self.creds = CredentialStore(
             storage, rng, counter_reserve=spec.counter_reserve, slots=spec.resident_credential_slots
         )
@@ -71,18 +72,19 @@ class Core:
         self.enrollment: object | None = None
         #: A large-blob array being written in fragments.
         self.blob_write: object | None = None
-        self._rp_hashes: dict[str, bytes] = {}
+        #: SHA-256 of recently seen RP IDs (read directly by the getAssertion hot path).
+        self.rp_id_hashes: dict[str, bytes] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def rp_id_hash(self, rp_id: str) -> bytes:
         """SHA-256 of the RP ID (cached; the hot path asks for the same few RPs)."""
-        digest = self._rp_hashes.get(rp_id)
+        digest = self.rp_id_hashes.get(rp_id)
         if digest is None:
             digest = hashlib.sha256(rp_id.encode()).digest()
-            if len(self._rp_hashes) >= _RP_HASH_CACHE_LIMIT:
-                self._rp_hashes.clear()
-            self._rp_hashes[rp_id] = digest
+            if len(self.rp_id_hashes) >= _RP_HASH_CACHE_LIMIT:
+                self.rp_id_hashes.clear()
+            self.rp_id_hashes[rp_id] = digest
         return digest
 
     def protected(self) -> bool:

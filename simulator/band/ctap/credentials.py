@@ -39,7 +39,6 @@ from .constants import (
     KEY_COUNTER_PREFIX,
     KEY_RESIDENT_PREFIX,
     KEY_SECRET,
-    PUBLIC_KEY,
     CoseAlg,
     CredProtect,
 )
@@ -57,6 +56,7 @@ CREDENTIAL_ID_LENGTH = 1 + _NONCE + _PLAIN_LEN + 16
 _CACHE_LIMIT = 1024
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _COUNTER = struct.Struct(">Q")
+_P256 = ec.SECP256R1()
 
 
 def _cose_es256(x: bytes, y: bytes) -> bytes:
@@ -67,6 +67,31 @@ def _cose_es256(x: bytes, y: bytes) -> bytes:
 def _cose_eddsa(x: bytes) -> bytes:
     # {1: 1 (OKP), 3: -8 (EdDSA), -1: 6 (Ed25519), -2: x}
     return b"\xa4\x01\x01\x03\x27\x20\x06\x21\x58\x20" + x
+
+
+def _descriptor(cred_id: bytes) -> bytes:
+    # {"id": credentialId, "type": "public-key"}, CTAP2 canonical order ("id" sorts first).
+    return b"\xa2\x62id" + codec.bstr_header(len(cred_id)) + cred_id + b"\x64type\x6apublic-key"
+
+
+# RFC 5915 ECPrivateKey DER of a P-256 key: fixed layout, private scalar at [7:39] and the
+# uncompressed public point at [56:121]; one export gives both.
+_EC_DER_HEAD = bytes.fromhex("30770201010420")
+_EC_DER_MIDDLE = bytes.fromhex("a00a06082a8648ce3d030107a144034200")
+
+
+def _p256_private_and_point(key: ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    if len(der) == 121 and der[:7] == _EC_DER_HEAD and der[39:56] == _EC_DER_MIDDLE:
+        return der[7:39], der[56:]
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return key.private_numbers().private_value.to_bytes(32, "big"), point
 
 
 @dataclass(frozen=True)
@@ -124,16 +149,17 @@ class Credential:
     """A credential with its private key loaded (cached per credential ID)."""
 
     __slots__ = (
-        "_counter",
         "_private",
         "alg",
         "ceiling",
         "cose_key",
+        "counter_value",
         "cred_id",
         "cred_protect",
         "descriptor_cbor",
         "digest",
         "discoverable",
+        "ecdsa_sign",
         "key",
         "record",
         "rp_id_hash",
@@ -149,6 +175,7 @@ class Credential:
         key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
         cred_protect: CredProtect,
         discoverable: bool,
+        point: bytes | None = None,
     ) -> None:
         self.cred_id = cred_id
         self.rp_id_hash = rp_id_hash
@@ -159,16 +186,20 @@ class Credential:
         self.discoverable = discoverable
         self.digest = hashlib.sha256(cred_id).digest()[:16].hex()
         self.record: ResidentRecord | None = None
-        self._counter: int | None = None
+        self.counter_value: int | None = None
         self.ceiling = 0
-        # {"id": credId, "type": "public-key"} in canonical order, reused by every assertion.
-        self.descriptor_cbor = codec.encode({"id": cred_id, "type": PUBLIC_KEY})
+        #: The encoded credential descriptor, reused by every assertion.
+        self.descriptor_cbor = _descriptor(cred_id)
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            point = key.public_key().public_bytes(
-                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-            )
+            if point is None:
+                point = key.public_key().public_bytes(
+                    serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+                )
             self.cose_key = _cose_es256(point[1:33], point[33:])
             ecdsa_key = key
+            #: ``key.sign`` itself, called with the ECDSA-SHA256 algorithm by the hot path.
+            self.ecdsa_sign: Callable[[bytes, ec.EllipticCurveSignatureAlgorithm], bytes] | None
+            self.ecdsa_sign = key.sign
 
             def sign_es256(data: bytes) -> bytes:
                 return ecdsa_key.sign(data, _ECDSA_SHA256)
@@ -179,6 +210,7 @@ class Credential:
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
             )
             self.cose_key = _cose_eddsa(raw)
+            self.ecdsa_sign = None
             self.sign = key.sign
 
     @property
@@ -202,7 +234,8 @@ class CredentialStore:
         self._rng = rng
         self._reserve = counter_reserve
         self.slots = slots
-        self._cache: dict[bytes, Credential] = {}
+        #: Loaded credentials by credential ID (read directly by the getAssertion hot path).
+        self.cache: dict[bytes, Credential] = {}
         self._wrap: AESGCM | None = None
         self._cr_key: bytes | None = None
         self._resident: dict[str, ResidentRecord] | None = None
@@ -211,7 +244,7 @@ class CredentialStore:
 
     def invalidate(self) -> None:
         """Forget every cached key, record and counter (after Delete User Data or Reset)."""
-        self._cache.clear()
+        self.cache.clear()
         self._wrap = None
         self._cr_key = None
         self._resident = None
@@ -259,9 +292,10 @@ class CredentialStore:
     ) -> Credential:
         """A new key pair and its wrapped ID (§6.1.2 step 16); ``puts`` collects storage writes."""
         wrap = self._secret_for_write(puts)
+        point: bytes | None = None
         if alg == CoseAlg.ES256:
-            ec_key = ec.generate_private_key(ec.SECP256R1())
-            private = ec_key.private_numbers().private_value.to_bytes(32, "big")
+            ec_key = ec.generate_private_key(_P256)
+            private, point = _p256_private_and_point(ec_key)
             key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey = ec_key
         else:
             ed_key = ed25519.Ed25519PrivateKey.generate()
@@ -277,8 +311,7 @@ class CredentialStore:
         nonce = self._rng(_NONCE)
         plain = bytes((_ALG_CODES[alg], flags)) + private
         cred_id = bytes((_VERSION,)) + nonce + wrap.encrypt(nonce, plain, rp_id_hash)
-        credential = Credential(cred_id, rp_id_hash, alg, private, key, cred_protect, discoverable)
-        return credential
+        return Credential(cred_id, rp_id_hash, alg, private, key, cred_protect, discoverable, point)
 
     def commit_new(
         self,
@@ -323,7 +356,7 @@ class CredentialStore:
                     digest = name[len(KEY_RESIDENT_PREFIX) :]
                     old = residents.pop(digest, None)
                     if old is not None:
-                        self._cache.pop(old.cred_id, None)
+                        self.cache.pop(old.cred_id, None)
             assert credential.record is not None
             residents[credential.digest] = credential.record
         self._remember(credential)
@@ -332,13 +365,13 @@ class CredentialStore:
     # -- lookup -------------------------------------------------------------------------------
 
     def _remember(self, credential: Credential) -> None:
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[credential.cred_id] = credential
+        if len(self.cache) >= _CACHE_LIMIT:
+            self.cache.pop(next(iter(self.cache)))
+        self.cache[credential.cred_id] = credential
 
     def find(self, cred_id: bytes, rp_id_hash: bytes) -> Credential | None:
         """The credential with this ID bound to this RP, or None (never an error)."""
-        credential = self._cache.get(cred_id)
+        credential = self.cache.get(cred_id)
         if credential is not None:
             return credential if credential.rp_id_hash == rp_id_hash else None
         if len(cred_id) != CREDENTIAL_ID_LENGTH or cred_id[0] != _VERSION:
@@ -358,7 +391,7 @@ class CredentialStore:
         private = plain[2:]
         key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
         if alg == CoseAlg.ES256:
-            key = ec.derive_private_key(int.from_bytes(private, "big"), ec.SECP256R1())
+            key = ec.derive_private_key(int.from_bytes(private, "big"), _P256)
         else:
             key = ed25519.Ed25519PrivateKey.from_private_bytes(private)
         discoverable = bool(flags & _FLAG_DISCOVERABLE)
@@ -404,7 +437,7 @@ class CredentialStore:
             txn.delete(KEY_RESIDENT_PREFIX + digest)
             txn.delete(KEY_COUNTER_PREFIX + digest)
         self._residents().pop(digest, None)
-        self._cache.pop(record.cred_id, None)
+        self.cache.pop(record.cred_id, None)
 
     def update_user(self, record: ResidentRecord, user: dict[str, Any]) -> None:
         """Replace the user entity of a discoverable credential (credMgmt, §6.8.6)."""
@@ -412,7 +445,7 @@ class CredentialStore:
         digest = hashlib.sha256(record.cred_id).digest()[:16].hex()
         self._storage.put(KEY_RESIDENT_PREFIX + digest, updated.encode())
         self._residents()[digest] = updated
-        cached = self._cache.get(record.cred_id)
+        cached = self.cache.get(record.cred_id)
         if cached is not None:
             cached.record = updated
 
@@ -424,21 +457,21 @@ class CredentialStore:
         else:
             raw = self._storage.get(KEY_COUNTER_PREFIX + credential.digest)
             credential.ceiling = _COUNTER.unpack(raw)[0] if raw and len(raw) == 8 else 0
-        credential._counter = credential.ceiling
+        credential.counter_value = credential.ceiling
 
     def next_counter(self, credential: Credential) -> int:
         """The next signature counter value of a credential (strictly increasing, persistent)."""
-        current = credential._counter
+        current = credential.counter_value
         if current is None:
             self._counter_load(credential)
-            current = credential._counter
+            current = credential.counter_value
             assert current is not None
         value = current + 1
         if value > credential.ceiling:
             ceiling = current + self._reserve
             self._storage.put(KEY_COUNTER_PREFIX + credential.digest, _COUNTER.pack(ceiling))
             credential.ceiling = ceiling
-        credential._counter = value
+        credential.counter_value = value
         return value
 
     def cred_random(self, credential: Credential, uv: bool) -> bytes:

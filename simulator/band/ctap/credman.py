@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import codec
-from .constants import PUBLIC_KEY, Permission
+from .constants import PUBLIC_KEY, Permission, WireEnum
 from .credentials import ResidentRecord
 from .errors import ERR, CtapError
 
@@ -26,7 +26,7 @@ class CredentialManagement:
     """Keys and subcommands of authenticatorCredentialManagement (§6.8)."""
 
     @enum.unique
-    class CMD(enum.IntEnum):
+    class CMD(WireEnum):
         GET_CREDS_METADATA = 0x01
         ENUMERATE_RPS_BEGIN = 0x02
         ENUMERATE_RPS_NEXT = 0x03
@@ -36,20 +36,20 @@ class CredentialManagement:
         UPDATE_USER_INFO = 0x07
 
     @enum.unique
-    class PARAM(enum.IntEnum):
+    class PARAM(WireEnum):
         SUB_COMMAND = 0x01
         SUB_COMMAND_PARAMS = 0x02
         PIN_UV_AUTH_PROTOCOL = 0x03
         PIN_UV_AUTH_PARAM = 0x04
 
     @enum.unique
-    class SUB_PARAM(enum.IntEnum):
+    class SUB_PARAM(WireEnum):
         RP_ID_HASH = 0x01
         CREDENTIAL_ID = 0x02
         USER = 0x03
 
     @enum.unique
-    class RESULT(enum.IntEnum):
+    class RESULT(WireEnum):
         EXISTING_CRED_COUNT = 0x01
         MAX_REMAINING_COUNT = 0x02
         RP = 0x03

@@ -82,12 +82,14 @@ def registration(
 class AssertionExtensions:
     """getAssertion extension inputs, validated once and applied to each returned credential."""
 
-    __slots__ = ("_hmac", "cred_blob", "large_blob_key")
+    __slots__ = ("_hmac", "any_output", "cred_blob", "large_blob_key")
 
     def __init__(self) -> None:
         self._hmac: tuple[PinUvAuthProtocol, bytes, bytes] | None = None
         self.cred_blob = False
         self.large_blob_key = False
+        #: Whether any extension output goes into the authenticator data.
+        self.any_output = False
 
     @classmethod
     def parse(cls, core: Core, inputs: dict[str, Any]) -> AssertionExtensions:
@@ -96,6 +98,7 @@ class AssertionExtensions:
         supported = core.features.extensions
         if EXT_CRED_BLOB in inputs and EXT_CRED_BLOB in supported:
             ext.cred_blob = _type(inputs[EXT_CRED_BLOB], bool)
+            ext.any_output = ext.cred_blob
         if EXT_LARGE_BLOB_KEY in inputs and EXT_LARGE_BLOB_KEY in supported:
             if not _type(inputs[EXT_LARGE_BLOB_KEY], bool):
                 raise CtapError(ERR.INVALID_OPTION)
@@ -121,10 +124,7 @@ class AssertionExtensions:
         if salts is None or len(salts) not in (32, 64):
             raise CtapError(ERR.INVALID_LENGTH)
         self._hmac = (protocol, secret, salts)
-
-    @property
-    def any_output(self) -> bool:
-        return self._hmac is not None or self.cred_blob
+        self.any_output = True
 
     def outputs(self, core: Core, credential: Credential, uv: bool) -> bytes:
         """The CBOR extensions map for this credential's authenticator data (may be empty)."""

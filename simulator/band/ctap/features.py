@@ -34,6 +34,7 @@ class Features:
     rk: bool
     client_pin: bool
     pin_uv_auth_token: bool
+    uv_token_unadvertised: bool
     #: Built-in user verification exists (``uv`` option present).
     builtin_uv: bool
     #: Built-in UV is the band's wrist authentication (always configured), not enrolled templates.
@@ -70,6 +71,7 @@ class Features:
             rk=opts.get("rk", False),
             client_pin="clientPin" in opts,
             pin_uv_auth_token=opts.get("pinUvAuthToken", False),
+            uv_token_unadvertised=spec.uv_token_unadvertised,
             builtin_uv="uv" in opts,
             wrist_uv=spec.presence == "wrist-authenticated" and opts.get("uv", False),
             bio_enroll=bio,

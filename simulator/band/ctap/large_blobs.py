@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import codec
-from .constants import KEY_LARGE_BLOB, Permission
+from .constants import KEY_LARGE_BLOB, Permission, WireEnum
 from .errors import ERR, CtapError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class LargeBlobs:
     """Keys of authenticatorLargeBlobs (§6.10)."""
 
     @enum.unique
-    class PARAM(enum.IntEnum):
+    class PARAM(WireEnum):
         GET = 0x01
         SET = 0x02
         OFFSET = 0x03
@@ -41,7 +41,7 @@ class LargeBlobs:
         PIN_UV_AUTH_PROTOCOL = 0x06
 
     @enum.unique
-    class RESULT(enum.IntEnum):
+    class RESULT(WireEnum):
         CONFIG = 0x01
 
 

@@ -8,19 +8,23 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import codec
-from .constants import PUBLIC_KEY, AuthDataFlag, CoseAlg, CredProtect, Permission
+from .constants import PUBLIC_KEY, AuthDataFlag, CoseAlg, CredProtect, Permission, WireEnum
 from .errors import ERR, CtapError
 from .extensions import registration
 
 if TYPE_CHECKING:
     from .context import Core
 
+_UP_AT = int(AuthDataFlag.UP | AuthDataFlag.AT)
+_UV = int(AuthDataFlag.UV)
+_ED = int(AuthDataFlag.ED)
+
 
 class MakeCredential:
     """Parameter and response keys of authenticatorMakeCredential (§6.1)."""
 
     @enum.unique
-    class PARAM(enum.IntEnum):
+    class PARAM(WireEnum):
         CLIENT_DATA_HASH = 0x01
         RP = 0x02
         USER = 0x03
@@ -33,7 +37,7 @@ class MakeCredential:
         ENTERPRISE_ATTESTATION = 0x0A
 
     @enum.unique
-    class RESULT(enum.IntEnum):
+    class RESULT(WireEnum):
         FMT = 0x01
         AUTH_DATA = 0x02
         ATT_STMT = 0x03
@@ -80,7 +84,7 @@ def _refuse(puat: bool) -> None:
 
 
 def make_credential(core: Core, params: Mapping[int, Any]) -> bytes:
-    """Create a credential and return the encoded response map (§6.1.2)."""
+    """Create a credential; return the status byte and the encoded response map (§6.1.2)."""
     P = MakeCredential.PARAM
     cdh = codec.need_bytes(params, P.CLIENT_DATA_HASH)
     rp = _entity(codec.need_map(params, P.RP), str, ("name",))
@@ -152,7 +156,7 @@ def make_credential(core: Core, params: Mapping[int, Any]) -> bytes:
             pin.bind_rp(rp_id)
             uv_flag = True
         elif uv:
-            up_evidence = user_io.uv_for_operation(pin_set=pin.pin_set)
+            up_evidence = user_io.uv_for_operation()
             uv_flag = True
     # Step 12: excludeList.
     for kind, cred_id in exclude:
@@ -168,7 +172,7 @@ def make_credential(core: Core, params: Mapping[int, Any]) -> bytes:
     # Steps 13 and 14: user presence.
     if not up_evidence and not (pin_param is not None and pin.user_present_flag()):
         user_io.require_presence()
-    if pin_param is not None:
+    if pin.token.in_use:
         pin.consume()
     # Steps 15 to 18: extensions, key pair, storage.
     puts: dict[str, bytes] = {}
@@ -182,17 +186,15 @@ def make_credential(core: Core, params: Mapping[int, Any]) -> bytes:
         large_blob_key=extensions.large_blob_key,
     )
     # Step 19: authenticator data and attestation.
-    flags = AuthDataFlag.UP | AuthDataFlag.AT
-    if uv_flag:
-        flags |= AuthDataFlag.UV
+    flags = _UP_AT | _UV if uv_flag else _UP_AT
     ext_out = extensions.encoded_outputs()
     if ext_out:
-        flags |= AuthDataFlag.ED
+        flags |= _ED
     cred_id = credential.cred_id
     auth_data = b"".join(
         (
             rp_id_hash,
-            bytes((int(flags),)),
+            bytes((flags,)),
             b"\x00\x00\x00\x00",
             core.aaguid,
             struct.pack(">H", len(cred_id)),
@@ -202,20 +204,21 @@ def make_credential(core: Core, params: Mapping[int, Any]) -> bytes:
         )
     )
     signed = auth_data + cdh
-    if core.attestation.basic:
-        att_stmt = core.attestation.packed_statement(signed)
+    attestation = core.attestation
+    if attestation.basic:
+        att_stmt = attestation.packed_basic_cbor(signed)
     else:
-        att_stmt = core.attestation.packed_statement(
-            signed, (credential.alg, credential.sign(signed))
+        att_stmt = codec.encode(
+            attestation.packed_statement(signed, (credential.alg, credential.sign(signed)))
         )
     # {1: "packed", 2: authData, 3: attStmt [, 5: largeBlobKey]} in canonical order.
     parts = [
-        b"\xa4" if extensions.large_blob_key is not None else b"\xa3",
+        b"\x00\xa4" if extensions.large_blob_key is not None else b"\x00\xa3",
         b"\x01\x66packed\x02",
         codec.bstr_header(len(auth_data)),
         auth_data,
         b"\x03",
-        codec.encode(att_stmt),
+        att_stmt,
     ]
     if extensions.large_blob_key is not None:
         parts += [b"\x05\x58\x20", extensions.large_blob_key]

@@ -16,7 +16,7 @@ import enum
 import struct
 from typing import TYPE_CHECKING
 
-from .constants import CoseAlg, CredProtect
+from .constants import CoseAlg, CredProtect, WireEnum
 from .errors import CtapError
 from .wearer import PresenceResult
 
@@ -28,13 +28,13 @@ class U2f:
     """The U2F command set and its status words."""
 
     @enum.unique
-    class INS(enum.IntEnum):
+    class INS(WireEnum):
         REGISTER = 0x01
         AUTHENTICATE = 0x02
         VERSION = 0x03
 
     @enum.unique
-    class SW(enum.IntEnum):
+    class SW(WireEnum):
         NO_ERROR = 0x9000
         WRONG_LENGTH = 0x6700
         CONDITIONS_NOT_SATISFIED = 0x6985
@@ -44,7 +44,7 @@ class U2f:
         CLA_NOT_SUPPORTED = 0x6E00
 
     @enum.unique
-    class CONTROL(enum.IntEnum):
+    class CONTROL(WireEnum):
         CHECK_ONLY = 0x07
         ENFORCE_USER_PRESENCE = 0x03
         DONT_ENFORCE_USER_PRESENCE = 0x08

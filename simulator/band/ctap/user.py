@@ -23,6 +23,7 @@ itself a gesture; presence is then the NFC tap, granted iff the band is authenti
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from simulator.band.storage import FlashStorage
@@ -33,8 +34,45 @@ from .errors import ERR, CtapError
 from .features import Features
 from .wearer import PresenceResult, UvResult, Wearer
 
-#: An event that is never set, for calls that come without a cancel event.
-_NEVER = threading.Event()
+_UPNEEDED = int(KeepaliveStatus.UPNEEDED)
+_GRANTED = PresenceResult.GRANTED
+_POLL_S = 0.01
+
+
+class CommandCancel(threading.Event):
+    """The cancel signal a wearer sees during one command.
+
+    It is set when the transport's event is set (CTAPHID_CANCEL, an NFC deselect) or when the
+    band aborts the command itself (:meth:`abort`: a power cycle, Delete User Data). It is
+    reused from command to command; only attribute writes happen on the hot path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport: threading.Event | None = None
+        self.aborted = False
+
+    def is_set(self) -> bool:
+        transport = self.transport
+        return self.aborted or (transport is not None and transport.is_set())
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def set(self) -> None:
+        self.aborted = True
+
+    def clear(self) -> None:
+        self.aborted = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            remaining = _POLL_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(_POLL_S, remaining))
+        return True
 
 
 class UserInteraction:
@@ -54,34 +92,41 @@ class UserInteraction:
         self.wearer = wearer
         self._templates_enrolled = templates_enrolled
         self.timeout_s = spec.user_action_timeout_s
-        self.cancel: threading.Event = _NEVER
+        self.cancel = CommandCancel()
         self.keepalive: Callable[[int], None] | None = None
         self._uv_retries: int | None = None
+        self._wrist_uv = features.wrist_uv
+        #: Whether a PIN is set ("clientPin" true); wired to the ClientPin state by the core.
+        self.pin_is_set: Callable[[], bool] = lambda: False
 
     def begin(
         self, cancel: threading.Event | None, keepalive: Callable[[int], None] | None
     ) -> None:
-        """Bind the transport's cancel event and keepalive callback for the current command."""
-        self.cancel = cancel if cancel is not None else _NEVER
+        """Bind the transport's cancel event and keepalive callback for the next command."""
+        self.cancel.transport = cancel
+        self.cancel.aborted = False
         self.keepalive = keepalive
 
     def invalidate(self) -> None:
         self._uv_retries = None
 
-    def _up_needed(self) -> None:
+    def up_needed(self) -> None:
         if self.keepalive is not None:
-            self.keepalive(int(KeepaliveStatus.UPNEEDED))
+            self.keepalive(_UPNEEDED)
 
     # -- presence -------------------------------------------------------------------------
 
     def presence(self) -> PresenceResult:
-        self._up_needed()
+        if self.keepalive is not None:
+            self.keepalive(_UPNEEDED)
         return self.wearer.wait_for_presence(self.timeout_s, self.cancel)
 
     def require_presence(self, *, on_timeout: ERR = ERR.OPERATION_DENIED) -> None:
         """A test of user presence; raise the caller's status unless it is granted."""
-        result = self.presence()
-        if result is PresenceResult.GRANTED:
+        if self.keepalive is not None:
+            self.keepalive(_UPNEEDED)
+        result = self.wearer.wait_for_presence(self.timeout_s, self.cancel)
+        if result is _GRANTED:
             return
         if result is PresenceResult.CANCELLED:
             raise CtapError(ERR.KEEPALIVE_CANCEL)
@@ -125,7 +170,7 @@ class UserInteraction:
             return UvResult.MATCHED if self.wearer.is_verified() else UvResult.NO_MATCH
         if self.uv_retries <= 0:
             return UvResult.NO_MATCH
-        self._up_needed()
+        self.up_needed()
         result = self.wearer.verify_user(self.timeout_s, self.cancel)
         if result is UvResult.MATCHED:
             self.reset_uv_retries()
@@ -138,11 +183,13 @@ class UserInteraction:
         """A fingerprint touch is evidence of user interaction; wrist authentication is not."""
         return not self._features.wrist_uv
 
-    def uv_for_operation(self, *, pin_set: bool) -> bool:
+    def uv_for_operation(self) -> bool:
         """Built-in UV for the ``uv`` option (§6.1.2 step 11.2 / §6.2.2 step 6.2).
 
         Returns whether the UV supplied evidence of user presence.
         """
+        if self._wrist_uv and self.wearer.is_verified():
+            return False  # wrist authentication: verified, but not a gesture
         result = self._attempt()
         if result is UvResult.MATCHED:
             return self.uv_gives_presence
@@ -150,7 +197,7 @@ class UserInteraction:
             raise CtapError(ERR.KEEPALIVE_CANCEL)
         if result is UvResult.TIMEOUT:
             raise CtapError(ERR.USER_ACTION_TIMEOUT)
-        if pin_set:
+        if self.pin_is_set():
             raise CtapError(ERR.PUAT_REQUIRED)
         if not self._features.wrist_uv and self.uv_retries <= 0:
             raise CtapError(ERR.PIN_BLOCKED)

@@ -14,7 +14,7 @@ from fido2.ctap2 import Ctap2
 from simulator.band.ctap import Authenticator, AutoWearer, ScriptedWearer, Wearer
 from simulator.band.ctap.inprocess import InProcessCtapDevice
 from simulator.band.storage import FlashStorage
-from simulator.fixtures import FIXTURE_DIR, load_fixture
+from simulator.fixtures import FIXTURE_DIR, Fixture, load_fixture
 
 NYMI = "nymi-band-3.0"
 NYMI_FIXTURES = ["nymi-band-3.0", "nymi-band-3.0-secure-nfc", "nymi-band-3.0-seos"]
@@ -60,6 +60,15 @@ class Band:
 WearerFactory = Callable[[FlashStorage], Wearer]
 
 
+def fixture_with(fixture_id: str, **ctap_changes: object) -> Fixture:
+    """A fixture whose [ctap] table has some fields changed (for limits and absent features)."""
+    fixture = load_fixture(fixture_id)
+    if not ctap_changes:
+        return fixture
+    assert fixture.ctap is not None
+    return fixture.model_copy(update={"ctap": fixture.ctap.model_copy(update=ctap_changes)})
+
+
 def open_band(
     path: Path,
     fixture_id: str,
@@ -67,11 +76,13 @@ def open_band(
     *,
     clock: FakeClock | None = None,
     durable: bool = False,
+    ctap: dict[str, object] | None = None,
 ) -> Band:
     storage = FlashStorage.open(path, durable=durable)
     the_wearer = wearer(storage) if wearer else AutoWearer(storage)
     the_clock = clock or FakeClock()
-    auth = Authenticator(load_fixture(fixture_id), storage, the_wearer, clock=the_clock)
+    fixture = fixture_with(fixture_id, **(ctap or {}))
+    auth = Authenticator(fixture, storage, the_wearer, clock=the_clock)
     return Band(fixture_id, path, storage, the_wearer, the_clock, auth, InProcessCtapDevice(auth))
 
 
@@ -86,7 +97,9 @@ def make_band(tmp_path: Path) -> Iterator[Callable[..., Band]]:
     opened: list[Band] = []
     counter = iter(range(1000))
 
-    def make(fixture_id: str = REFERENCE, wearer: WearerFactory | None = None, **kw: object) -> Band:
+    def make(
+        fixture_id: str = REFERENCE, wearer: WearerFactory | None = None, **kw: object
+    ) -> Band:
         band = open_band(tmp_path / f"band{next(counter)}", fixture_id, wearer, **kw)  # type: ignore[arg-type]
         opened.append(band)
         return band

@@ -115,8 +115,11 @@ def test_permissions_and_rp_binding(make_band, protocol) -> None:
     pin.set_pin("1234")
     cred = _mc(band, protocol, pin.get_pin_token("1234", PERM.MAKE_CREDENTIAL, "example.com"))
     other = _mc(
-        band, protocol, pin.get_pin_token("1234", PERM.MAKE_CREDENTIAL, "other.example")
-    , rp="other.example")
+        band,
+        protocol,
+        pin.get_pin_token("1234", PERM.MAKE_CREDENTIAL, "other.example"),
+        rp="other.example",
+    )
     allow = [{"type": "public-key", "id": cred.auth_data.credential_data.credential_id}]
     allow_other = [{"type": "public-key", "id": other.auth_data.credential_data.credential_id}]
     # A token without the mc permission cannot make a credential.

@@ -58,7 +58,9 @@ def test_metadata_enumerate_update_delete(make_band) -> None:
     # updateUserInformation: same user ID, new names.
     cid = {"type": "public-key", "id": a1.credential_id}
     cm.update_user_info(cid, {"id": b"u1", "name": "annie", "displayName": "Annie"})
-    names = {c[CM.RESULT.USER]["name"] for c in cm.enumerate_creds(hashlib.sha256(b"a.example").digest())}
+    names = {
+        c[CM.RESULT.USER]["name"] for c in cm.enumerate_creds(hashlib.sha256(b"a.example").digest())
+    }
     assert names == {"annie", "bob"}
     with pytest.raises(CtapError) as exc:
         cm.update_user_info(cid, {"id": b"someone-else", "name": "x"})
@@ -67,9 +69,7 @@ def test_metadata_enumerate_update_delete(make_band) -> None:
     cm.delete_cred(cid)
     assert cm.get_metadata()[CM.RESULT.EXISTING_CRED_COUNT] == 2
     with pytest.raises(CtapError) as exc:
-        band.ctap2.get_assertion(
-            "a.example", os.urandom(32), [cid], options={"up": False}
-        )
+        band.ctap2.get_assertion("a.example", os.urandom(32), [cid], options={"up": False})
     assert exc.value.code == ERR.NO_CREDENTIALS
     with pytest.raises(CtapError) as exc:
         cm.delete_cred(cid)

@@ -216,7 +216,9 @@ def test_large_blob_integrity_and_sequence(make_band) -> None:
         band.ctap2.large_blobs(5, set=b"abc")
     assert exc.value.code == ERR.INVALID_SEQ
     with pytest.raises(CtapError) as exc:
-        band.ctap2.large_blobs(0, set=b"a" * 20, length=band.auth.fixture.ctap.max_large_blob_array + 1)
+        band.ctap2.large_blobs(
+            0, set=b"a" * 20, length=band.auth.fixture.ctap.max_large_blob_array + 1
+        )
     assert exc.value.code == ERR.LARGE_BLOB_STORAGE_FULL
     with pytest.raises(CtapError) as exc:
         band.ctap2.large_blobs(0, get=10, set=b"x")
@@ -232,6 +234,10 @@ def test_min_pin_length_extension(make_band) -> None:
     made = _make(band, extensions={"minPinLength": True})
     assert made.auth_data.extensions == {"minPinLength": 6}
     other = band.ctap2.make_credential(
-        os.urandom(32), {"id": "other.example"}, {"id": b"u"}, ES256, extensions={"minPinLength": True}
+        os.urandom(32),
+        {"id": "other.example"},
+        {"id": b"u"},
+        ES256,
+        extensions={"minPinLength": True},
     )
     assert other.auth_data.extensions is None

@@ -45,7 +45,9 @@ def test_refuses_while_not_on_the_wrist(make_band, scripted, fixture_id: str) ->
         Ctap1(band.device).register(os.urandom(32), hashlib.sha256(b"x").digest())
     assert apdu.value.code == 0x6985
     band.wearer.verified = True  # authenticated again
-    assert band.ctap2.get_assertion("example.com", os.urandom(32), allow).auth_data.is_user_present()
+    assert band.ctap2.get_assertion(
+        "example.com", os.urandom(32), allow
+    ).auth_data.is_user_present()
 
 
 def test_make_credential_needs_uv_on_nymi(make_band) -> None:
@@ -60,9 +62,7 @@ def test_make_credential_needs_uv_on_nymi(make_band) -> None:
 
 
 def test_presence_denied_timeout_and_cancel(make_band, scripted) -> None:
-    band = make_band(
-        NYMI, scripted(presence=[PresenceResult.DENIED, PresenceResult.TIMEOUT])
-    )
+    band = make_band(NYMI, scripted(presence=[PresenceResult.DENIED, PresenceResult.TIMEOUT]))
     with pytest.raises(CtapError) as exc:
         _make(band)
     assert exc.value.code == ERR.OPERATION_DENIED

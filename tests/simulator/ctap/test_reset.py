@@ -36,7 +36,9 @@ def test_delete_user_data_then_no_credentials(make_band, fixture_id: str) -> Non
     ids = _credentials(band, uv)
     opts = {"uv": True} if uv else None
     for cred_id in ids:
-        band.ctap2.get_assertion(RP, os.urandom(32), [{"type": "public-key", "id": cred_id}], options=opts)
+        band.ctap2.get_assertion(
+            RP, os.urandom(32), [{"type": "public-key", "id": cred_id}], options=opts
+        )
     # The band's Delete User Data: crypto-erase, then the authenticator drops its caches.
     band.storage.crypto_erase()
     band.auth.on_user_data_erased()
@@ -56,7 +58,11 @@ def test_reset_erases_credentials_pin_and_blobs(make_band) -> None:
     band = make_band(REFERENCE)
     ids = _credentials(band, uv=False)
     key = band.ctap2.make_credential(
-        os.urandom(32), {"id": RP}, {"id": b"b"}, ES256, options={"rk": True},
+        os.urandom(32),
+        {"id": RP},
+        {"id": b"b"},
+        ES256,
+        options={"rk": True},
         extensions={"largeBlobKey": True},
     ).large_blob_key
     LargeBlobs(band.ctap2).put_blob(key, b"secret blob")

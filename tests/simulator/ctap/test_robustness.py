@@ -63,7 +63,9 @@ def _check(band: Band, request: bytes) -> bytes:
     return response
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=300))
 def test_arbitrary_bytes_to_process_cbor(bands: dict[str, Band], data: bytes) -> None:
     for band in bands.values():
@@ -77,19 +79,26 @@ _cbor_values = st.recursive(
     | st.binary(max_size=70)
     | st.text(max_size=20)
     | st.sampled_from(["public-key", "id", "type", "alg", "uv", "up", "rk", "hmac-secret"]),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.integers(min_value=-3, max_value=12) | st.sampled_from(["id", "type", "alg", "name"]),
-        children,
-        max_size=5,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.integers(min_value=-3, max_value=12)
+            | st.sampled_from(["id", "type", "alg", "name"]),
+            children,
+            max_size=5,
+        )
     ),
     max_leaves=12,
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
-    command=st.sampled_from([0x01, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x40, 0x41]),
+    command=st.sampled_from(
+        [0x01, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x40, 0x41]
+    ),
     params=st.dictionaries(st.integers(min_value=0, max_value=12), _cbor_values, max_size=6),
 )
 def test_structured_garbage_per_command(bands: dict[str, Band], command: int, params: dict) -> None:
@@ -98,14 +107,21 @@ def test_structured_garbage_per_command(bands: dict[str, Band], command: int, pa
         _check(band, request)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(apdu=st.binary(max_size=200) | st.builds(
-    lambda ins, p1, body: bytes((0, ins, p1, 0, len(body))) + body,
-    st.integers(0, 4),
-    st.sampled_from([0, 3, 7, 8]),
-    st.binary(min_size=0, max_size=120),
-))
-def test_arbitrary_apdus_to_process_u2f(tmp_path_factory: pytest.TempPathFactory, apdu: bytes) -> None:
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    apdu=st.binary(max_size=200)
+    | st.builds(
+        lambda ins, p1, body: bytes((0, ins, p1, 0, len(body))) + body,
+        st.integers(0, 4),
+        st.sampled_from([0, 3, 7, 8]),
+        st.binary(min_size=0, max_size=120),
+    )
+)
+def test_arbitrary_apdus_to_process_u2f(
+    tmp_path_factory: pytest.TempPathFactory, apdu: bytes
+) -> None:
     band = _u2f_band(tmp_path_factory)
     before = band.storage.snapshot()
     response = band.auth.process_u2f(apdu)
@@ -149,7 +165,9 @@ def _u2f_band(factory: pytest.TempPathFactory) -> Band:
         (b"\x02" + cbor2.dumps({2: b"x" * 32}), ERR.MISSING_PARAMETER),
         (
             b"\x01"
-            + cbor2.dumps({1: b"x" * 32, 2: {"id": "a"}, 3: {"id": b"u"}, 4: [{"type": "public-key"}]}),
+            + cbor2.dumps(
+                {1: b"x" * 32, 2: {"id": "a"}, 3: {"id": b"u"}, 4: [{"type": "public-key"}]}
+            ),
             ERR.INVALID_CBOR,  # §6.1.2 step 3.1.1: a pubKeyCredParams member is missing
         ),
         (

@@ -6,6 +6,7 @@ import hashlib
 import os
 
 import pytest
+from cryptography import x509
 from fido2.ctap1 import ApduError, Ctap1
 
 from simulator.band.ctap import PresenceResult
@@ -23,8 +24,6 @@ def test_register_and_authenticate(make_band, fixture_id: str) -> None:
     challenge = os.urandom(32)
     reg = ctap1.register(challenge, APP)
     reg.verify(APP, challenge)  # attestation signature with the batch certificate
-    from cryptography import x509
-
     cert = x509.load_der_x509_certificate(reg.certificate)
     root = x509.load_der_x509_certificate(simulation_root_der())
     cert.verify_directly_issued_by(root)

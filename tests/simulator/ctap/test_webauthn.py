@@ -136,7 +136,7 @@ def test_nymi_registration_and_authentication(make_band, fixture_id: str) -> Non
 
 
 def test_counters_persist_across_restart(make_band) -> None:
-    band = make_band(NYMI)
+    band = make_band(NYMI, durable=True)
     cred = band.ctap2.make_credential(
         os.urandom(32),
         {"id": "example.com"},
@@ -147,7 +147,9 @@ def test_counters_persist_across_restart(make_band) -> None:
     allow = [{"type": "public-key", "id": cred.credential_id}]
     seen = []
     for _ in range(5):
-        seen.append(band.ctap2.get_assertion("example.com", os.urandom(32), allow).auth_data.counter)
+        seen.append(
+            band.ctap2.get_assertion("example.com", os.urandom(32), allow).auth_data.counter
+        )
     band2 = reopen(band)
     for _ in range(5):
         seen.append(
@@ -159,7 +161,7 @@ def test_counters_persist_across_restart(make_band) -> None:
 
 
 def test_counter_ceiling_is_written_once_per_block(make_band) -> None:
-    band = make_band(REFERENCE)
+    band = make_band(REFERENCE, ctap={"counter_reserve": 16})
     cred = band.ctap2.make_credential(
         os.urandom(32), {"id": "example.com"}, {"id": b"u"}, [{"type": "public-key", "alg": -7}]
     ).auth_data.credential_data
