@@ -219,3 +219,48 @@ def test_nymi_band_fido2_commands_on_the_default_contract(tmp_path: Path) -> Non
         assert listed["existing"] == 1
         assert listed["credentials"][0]["rp_id"] == "example.com"
         assert listed["credentials"][0]["user_name"] == "tw-user2"
+
+
+@pytest.mark.parametrize("pin_protocol", [1, 2])
+def test_pin_bio_and_hmac_secret_over_udp(tmp_path: Path, pin_protocol: int) -> None:
+    """PIN/UV protocols 1 and 2, bio enrollment and hmac-secret, all through CTAPHID datagrams."""
+    from fido2.ctap2.bio import FPBioEnrollment
+    from fido2.ctap2.pin import PinProtocolV1, PinProtocolV2
+    from fido2.utils import websafe_decode
+
+    sim_dir = _fleet(tmp_path, "ctap21-reference", "REFB-00001", ready=True)
+    with serve(sim_dir, "REFB-00001", "--auto-presence") as served:
+        device = _device(served)
+        ctap2 = Ctap2(device)
+        protocol = PinProtocolV1() if pin_protocol == 1 else PinProtocolV2()
+        client_pin = ClientPin(ctap2, protocol)
+        client_pin.set_pin("4321")
+        token = client_pin.get_pin_token("4321", ClientPin.PERMISSION.BIO_ENROLL)
+        bio = FPBioEnrollment(ctap2, protocol, token)
+        enrollment = bio.enroll()
+        template_id = None
+        while template_id is None:
+            template_id = enrollment.capture()  # the band's sensor, a matching finger each time
+        assert template_id in bio.enumerate_enrollments()
+
+        client = Fido2Client(device, client_data_collector=DefaultClientDataCollector(
+            "https://example.com"), user_interaction=_Pin("4321"))
+        server = Fido2Server(RP)
+        options, state = server.register_begin(
+            PublicKeyCredentialUserEntity(id=b"u1", name="tw-user2"),
+            user_verification="required", resident_key_requirement="required")
+        registration = client.make_credential({**dict(options.public_key),
+                                               "extensions": {"prf": {}}})
+        auth_data = server.register_complete(state, registration)
+        assert auth_data.is_user_verified()
+        options, state = server.authenticate_begin([auth_data.credential_data],
+                                                   user_verification="required")
+        outputs = []
+        for salt in (b"\x01" * 32, b"\x01" * 32, b"\x02" * 32):
+            response = client.get_assertion({**dict(options.public_key), "extensions": {
+                "prf": {"eval": {"first": salt}}}}).get_response(0)
+            server.authenticate_complete(state, [auth_data.credential_data], response)
+            outputs.append(websafe_decode(
+                response.client_extension_results["prf"]["results"]["first"]))
+        assert outputs[0] == outputs[1] != outputs[2]
+        device.close()
