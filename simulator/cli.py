@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from nymi_device.errors import BandUnreachableError, UnreachableReason
 from nymi_device.protocol.model import Button
 from simulator.cli_common import emit_json, run_app
 from simulator.control import ControlServer, apply_action, daemon_port, send_action
@@ -231,8 +232,13 @@ def serve(
                 console.print(f"{serial}: {step}")
 
         async def main_loop() -> None:
-            server = await serve_ctaphid_udp(live.authenticator, port=port,
-                                             peer=("127.0.0.1", peer_port))
+            try:
+                server = await serve_ctaphid_udp(live.authenticator, port=port,
+                                                 peer=("127.0.0.1", peer_port))
+            except OSError as exc:
+                raise BandUnreachableError(
+                    f"cannot serve CTAPHID on UDP 127.0.0.1:{port}: {exc.strerror}",
+                    UnreachableReason.TRANSPORT_FAILED) from None
             control = ControlServer(live.band, fleet.band_dir(serial),
                                     extra={"power-cycle": server.power_cycle})
             await control.start()

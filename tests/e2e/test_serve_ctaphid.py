@@ -264,3 +264,26 @@ def test_pin_bio_and_hmac_secret_over_udp(tmp_path: Path, pin_protocol: int) -> 
                 response.client_extension_results["prf"]["results"]["first"]))
         assert outputs[0] == outputs[1] != outputs[2]
         device.close()
+
+
+def test_a_port_in_use_is_one_line_and_saves_nothing(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.e2e.serve_helpers import EXE_DIR
+
+    fleet = Fleet(tmp_path / "fleet")
+    fleet.add_band("ctap21-reference", "REFB-00001")
+    fleet.add_band("ctap21-reference", "REFB-00002")
+    with serve(fleet.root, "REFB-00001") as served:
+        world = (fleet.root / "bands" / "REFB-00002" / "world.json").read_bytes()
+        second = subprocess.run(
+            [str(EXE_DIR / "nymi-sim"), "serve", "--ctaphid-udp", "--band", "REFB-00002",
+             "--port", str(served.port), "--sim-dir", str(fleet.root)],
+            capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert second.stderr == (f"error: cannot serve CTAPHID on UDP 127.0.0.1:{served.port}: "
+                                 "Address already in use\n")
+        assert (fleet.root / "bands" / "REFB-00002" / "world.json").read_bytes() == world
+        # The same band cannot be served twice: its flash is held.
+        again = served.sim("band", "list", "--json")
+        assert [row["served"] for row in json.loads(again.stdout)] == [True, False]
