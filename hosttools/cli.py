@@ -12,6 +12,8 @@ from rich.table import Table
 
 from hosttools.demo import run_demo
 from hosttools.fido2_cli import fido2_app
+from hosttools.flow_cli import register_flow_commands
+from hosttools.nes_cli import nes_app
 from nymi_device.band import Band
 from simulator.cli_common import emit_json, run_app
 
@@ -22,15 +24,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(fido2_app, name="fido2")
+app.add_typer(nes_app, name="nes")
+register_flow_commands(app, fido2_app)
 console = Console(highlight=False)
 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 class Options:
-    def __init__(self, target: str | None, sim_dir: Path | None) -> None:
+    def __init__(self, target: str | None, sim_dir: Path | None, nes: str | None = None) -> None:
         self.target = target
         self.sim_dir = sim_dir
+        self.nes = nes
 
     def band_options(self) -> dict[str, Any]:
         return {"sim_dir": self.sim_dir} if self.sim_dir else {}
@@ -51,8 +56,12 @@ def main_options(
     sim_dir: Annotated[Path | None, typer.Option(
         "--sim-dir", envvar="NYMI_SIM_DIR",
         help="Fleet directory of simulated bands (default ./.nymi-sim).")] = None,
+    nes: Annotated[str | None, typer.Option(
+        "--nes", envvar="NYMI_NES",
+        help="The NES: embedded default, 'enrollment' / 'registration' (IT/OT), or a database "
+        "URL.")] = None,
 ) -> None:
-    ctx.obj = Options(target, sim_dir)
+    ctx.obj = Options(target, sim_dir, nes)
 
 
 def _table(title: str, rows: dict[str, Any]) -> Table:
@@ -109,14 +118,10 @@ def status(
 
 
 @app.command()
-def demo(
-    ctx: typer.Context,
-    serial: Annotated[str, typer.Option(help="Serial of the demo band.")] = "AAAH-00125",
-    as_json: Json = False,
-) -> None:
-    """Play a band's lifecycle on the simulator: create, wear, enroll, delete user data."""
+def demo(ctx: typer.Context, as_json: Json = False) -> None:
+    """Play the documented self-service re-enrollment on a simulated site (DOMAIN 3.4)."""
     opts: Options = ctx.obj
-    run_demo(opts.sim_dir, serial, as_json=as_json)
+    run_demo(opts.sim_dir, as_json=as_json)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,101 +1,109 @@
-"""``nymi-band demo``: a band's lifecycle played on the simulator, step by step."""
+"""``nymi-band demo``: the documented self-service re-enrollment, played on a simulated site.
+
+DOMAIN.md 3.4: user tw-user2, enrolled to band AAAH-00125, performs a self-service enrollment to
+band ACAK-00056, which belonged to another user, and re-creates the FIDO2 security key on it.
+Afterwards User Properties lists AAAH-00125 as not active but primary and ACAK-00056 as active.
+The site stays in the fleet directory, so ``nymi-band nes user show tw-user2`` shows the outcome.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from nymi_device.protocol.model import Button
-from simulator.band.band import EmulatedBand
-from simulator.band.records import BandPolicy
+from hosttools.flows.bands import SimulatedBand
+from hosttools.flows.enroll import enroll, reenroll
+from hosttools.flows.fido2_keys import create_key, verify_key
+from hosttools.nes_cli import print_user_properties, user_properties
+from nymi_device.errors import InvalidInputError
 from simulator.cli_common import emit_json
 from simulator.fleet import Fleet, default_sim_dir
+from simulator.nes import ADMIN_GROUP, DEFAULT_GROUP_POLICY, open_site
 
 console = Console(highlight=False)
+DEMO_MARKER = ".demo-site"
+USERS = {"CORP\\tw-user2": ("Tw", "User2"), "CORP\\tw-user1": ("Tw", "User1")}
+PASSWORD = "demo-password"  # noqa: S105 - a simulated directory; nothing real behind it
+BANDS = {"AAAH-00125": "nymi-band-3.0", "ACAK-00056": "nymi-band-3.0"}
+RP_ID = "portal.example.com"
 
 
-def run_demo(sim_dir: Path | None, serial: str, *, as_json: bool = False) -> list[dict[str, Any]]:
-    """Create (or reuse) a Band 3.0, wear it, enroll it, then delete its user data."""
-    fleet = Fleet(sim_dir or default_sim_dir())
+def _prepare(root: Path) -> None:
+    """Start from a clean demo site; never overwrite a site the demo did not create."""
+    nes_dir = root / "nes"
+    if nes_dir.exists() and not (root / DEMO_MARKER).exists():
+        raise InvalidInputError(
+            f"{root} already holds an enterprise server the demo did not create; "
+            "run the demo with another --sim-dir")
+    shutil.rmtree(nes_dir, ignore_errors=True)
+    for serial in BANDS:
+        shutil.rmtree(root / "bands" / serial, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DEMO_MARKER).write_text("created by nymi-band demo\n")
+
+
+def run_demo(sim_dir: Path | None, *, as_json: bool = False) -> dict[str, Any]:
+    root = sim_dir or default_sim_dir()
+    _prepare(root)
     steps: list[dict[str, Any]] = []
+    chapter = [""]
 
-    def step(title: str, band: EmulatedBand, since: int) -> None:
-        band.settle()
-        new = band.events[since:]
-        record = {
-            "step": title,
-            "screens": [e.data["screen"] for e in new if e.kind == "screen"],
-            "haptics": [e.data["pattern"] for e in new if e.kind == "haptic"],
-            "screen": band.screen,
-            "enrollment": band.enrollment.value,
-            "auth": band.auth.value,
-        }
-        steps.append(record)
+    def say(text: str) -> None:
+        chapter[0] = text
         if not as_json:
-            shown = " -> ".join(f"'{s}'" for s in record["screens"]) or f"'{band.screen}'"
-            buzz = f"  [magenta]vibrates {', '.join(record['haptics'])}[/]" if record[
-                "haptics"] else ""
-            console.print(f"[bold cyan]{len(steps):>2}.[/] {title}: screen {shown}{buzz}")
+            console.print(f"\n[bold]{text}[/]")
 
-    if serial not in fleet.serials():
-        fleet.add_band("nymi-band-3.0", serial)
-        created = f"Created simulated Nymi Band 3.0 {serial} in {fleet.root}"
-    else:
-        created = f"Reusing simulated band {serial} in {fleet.root}"
-    if not as_json:
-        console.print(f"[bold]{created}[/]")
+    def report(title: str, detail: dict[str, Any]) -> None:
+        steps.append({"chapter": chapter[0], "step": title})
+        if not as_json:
+            console.print(f"  [cyan]•[/] {title}")
 
-    with fleet.open_band(serial) as band:
-        mark = len(band.events)
-        if band.on_wrist:
-            band.take_off()
-        if band.on_charger:
-            band.detach_charger()
-        if band.battery_pct < 20:
-            band.attach_charger()
-            band.clock.advance(3600)
-            band.detach_charger()
-        step("Start: band off the wrist, off the charger", band, mark)
+    say(f"Building a simulated site in {root}")
+    fleet = Fleet(root)
+    for serial, fixture in BANDS.items():
+        fleet.add_band(fixture, serial)
+        report(f"Band {serial} ({fixture}) created", {})
+    with open_site(root) as site:
+        nes = site.server()
+        for account, (first_name, last_name) in USERS.items():
+            site.directory.add_user(account, PASSWORD, first_name=first_name,
+                                    last_name=last_name)
+            report(f"Directory user {account}", {})
+        site.directory.add_user("CORP\\nes-admin", PASSWORD, groups=[ADMIN_GROUP])
+        nes.update_policy(DEFAULT_GROUP_POLICY, {
+            "Allow a user to re-enroll / re-register their Nymi Band": True,
+            "Allow a user to re-enroll any active Nymi Band": True}, actor="CORP\\nes-admin")
+        report(f"Policy '{DEFAULT_GROUP_POLICY}': self-service re-enrollment of own and any "
+               "active band allowed", {})
 
-        mark = len(band.events)
-        band.put_on()
-        step(f"Wear the band (setup code {band.setup_code})", band, mark)
-        if band.enrollment.value != "setup-code-shown":
-            raise SystemExit("demo: the band did not reach the enrollment-ready screen")
+        first = SimulatedBand("AAAH-00125", root)
+        second = SimulatedBand("ACAK-00056", root)
+        say("tw-user2 enrolls band AAAH-00125 and creates a FIDO2 security key")
+        enroll(first, nes, "tw-user2", PASSWORD, report)
+        create_key(first, nes, "tw-user2", RP_ID, report)
 
-        mark = len(band.events)
-        band.enter_setup_code(band.setup_code or "")
-        step("Type the setup code into the Nymi Band Application", band, mark)
+        say("tw-user1 enrolls band ACAK-00056")
+        enroll(second, nes, "tw-user1", PASSWORD, report)
 
-        mark = len(band.events)
-        band.start_capture()
-        for _ in range(band.fixture.limits.enrollment_touches):
-            band.place_finger(match=True)
-            band.settle()
-        step(f"Capture the fingerprint ({band.fixture.limits.enrollment_touches} touches)",
-             band, mark)
+        say("tw-user2 forgot AAAH-00125 at home: self-service enrollment to ACAK-00056")
+        reenroll(second, nes, "tw-user2", PASSWORD, report)
 
-        mark = len(band.events)
-        band.set_label("tw-user2")
-        band.apply_policy(BandPolicy(liveness=True, haptics=True))
-        step("Band Label 'tw-user2' and policy applied", band, mark)
+        say("tw-user2 re-creates the FIDO2 security key on the new band and signs in")
+        create_key(second, nes, "tw-user2", RP_ID, report)
+        verify_key(second, nes, "tw-user2", RP_ID, report)
 
-        mark = len(band.events)
-        band.take_off()
-        step("Take the band off the wrist", band, mark)
-
-        mark = len(band.events)
-        band.attach_charger()
-        step("Put the band on its charger", band, mark)
-
-        mark = len(band.events)
-        band.hold(Button.BOTTOM, band.fixture.timing.wipe_hold_s)
-        step("Hold the bottom button for 10 s (Delete User Data)", band, mark)
-
+        props = user_properties(nes, "tw-user2")
+        former = user_properties(nes, "tw-user1")
     if as_json:
-        emit_json({"serial": serial, "sim_dir": str(fleet.root), "steps": steps})
+        emit_json({"sim_dir": str(root), "steps": steps, "user_properties": props,
+                   "previous_owner": former})
     else:
-        console.print(f"[bold green]Done.[/] {serial} is unenrolled and ready for a new user.")
-    return steps
+        say("Result")
+        print_user_properties(props)
+        console.print(f"tw-user1's bands: {[b['serial'] for b in former['bands']] or 'none'}")
+        console.print(f"\nThe site stays in {root}: try "
+                      "[bold]nymi-band nes user show tw-user2[/]")
+    return {"steps": steps, "user_properties": props}

@@ -31,6 +31,8 @@ band_app = typer.Typer(help="Create and list simulated bands.", no_args_is_help=
 fixture_app = typer.Typer(help="Firmware fixtures (band models).", no_args_is_help=True)
 app.add_typer(band_app, name="band")
 app.add_typer(fixture_app, name="fixture")
+nes_app = typer.Typer(help="The simulated enterprise server (NES).", no_args_is_help=True)
+app.add_typer(nes_app, name="nes")
 console = Console(highlight=False)
 
 SimDir = Annotated[
@@ -240,7 +242,8 @@ def serve(
                     f"cannot serve CTAPHID on UDP 127.0.0.1:{port}: {exc.strerror}",
                     UnreachableReason.TRANSPORT_FAILED) from None
             control = ControlServer(live.band, fleet.band_dir(serial),
-                                    extra={"power-cycle": server.power_cycle})
+                                    extra={"power-cycle": server.power_cycle},
+                                    meta={"ctaphid_udp": [port, peer_port]})
             await control.start()
             try:
                 await run_until_stopped(live.band, lambda: console.print(
@@ -257,6 +260,24 @@ def serve(
 def power_cycle(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Cut the band's power for an instant: RAM (authentication, PIN tokens) is lost, flash kept."""
     _act(sim_dir, serial, as_json, "power-cycle")
+
+
+@nes_app.command("serve")
+def nes_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
+    layout: Annotated[str | None, typer.Option(
+        help="single or it-ot (only when the site is created).")] = None,
+    sim_dir: SimDir = None,
+) -> None:
+    """Serve the fleet directory's NES site over HTTP (OpenAPI at /<server>/openapi.json)."""
+    from simulator.nes import open_site
+    from simulator.nes.api import create_site_app, serve
+
+    with open_site(_fleet(sim_dir).root, layout=layout) as site:
+        console.print(f"serving the {site.layout.value} NES site of {_fleet(sim_dir).root} on "
+                      f"http://{host}:{port}/ (servers: {', '.join(site.servers)})", markup=False)
+        serve(create_site_app(site), host=host, port=port)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from nymi_device.errors import (
 )
 from nymi_device.protocol.model import Button
 from simulator.band.band import EmulatedBand
+from simulator.band.records import BandPolicy
 from simulator.band.storage import atomic_write
 from simulator.fleet import describe
 
@@ -39,6 +40,17 @@ def _button(params: dict[str, Any]) -> Button:
         return Button(str(params.get("button")))
     except ValueError:
         raise InvalidInputError(f"no button {params.get('button')!r} (top or bottom)") from None
+
+
+def _text(params: dict[str, Any], name: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _set_label(band: EmulatedBand, params: dict[str, Any]) -> None:
+    band.set_label(None if params.get("label") is None else _text(params, "label"))
 
 
 def _seconds(params: dict[str, Any], name: str = "seconds") -> float:
@@ -60,6 +72,18 @@ ACTIONS: dict[str, Action] = {
     "wait": lambda b, p: b.clock.advance(_seconds(p)),
     "power-cycle": lambda b, p: b.power_cycle(),
     "status": lambda b, p: None,
+    # What the Nymi Band Application asks of a band during enrollment. On a real band these go
+    # through the vendor's channel; for simulated bands they are served here (and, later, by the
+    # band management protocol over BLE).
+    "enter-setup-code": lambda b, p: b.enter_setup_code(_text(p, "code")),
+    "start-capture": lambda b, p: b.start_capture(),
+    "set-label": lambda b, p: _set_label(b, p),
+    "add-corporate-authenticator": lambda b, p: b.add_corporate_authenticator(),
+    "apply-policy": lambda b, p: b.apply_policy(BandPolicy(
+        liveness=bool(p.get("liveness", True)), haptics=bool(p.get("haptics", True)))),
+    "update-policy": lambda b, p: b.apply_policy_update(BandPolicy(
+        liveness=bool(p.get("liveness", True)), haptics=bool(p.get("haptics", True)))),
+    "corporate-login": lambda b, p: b.corporate_login(bool(p.get("ok", True))),
 }
 
 
@@ -83,9 +107,12 @@ class ControlServer:
     """Serves :data:`ACTIONS` for one running band on 127.0.0.1 (an ephemeral port)."""
 
     def __init__(self, band: EmulatedBand, band_dir: Path,
-                 extra: dict[str, Callable[[], None]] | None = None) -> None:
+                 extra: dict[str, Callable[[], None]] | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
         self.band = band
         self.band_dir = band_dir
+        #: Published next to the port, e.g. where the band's front ends listen.
+        self.meta = meta or {}
         #: Actions the daemon adds (e.g. "power-cycle" also resets the CTAPHID channels).
         self.extra = extra or {}
         self._server: asyncio.base_events.Server | None = None
@@ -93,8 +120,8 @@ class ControlServer:
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
         port = int(self._server.sockets[0].getsockname()[1])
-        atomic_write(self.band_dir / CONTROL_FILE,
-                     json.dumps({"port": port, "pid": os.getpid()}).encode(), durable=False)
+        published = {**self.meta, "port": port, "pid": os.getpid()}
+        atomic_write(self.band_dir / CONTROL_FILE, json.dumps(published).encode(), durable=False)
         return port
 
     async def close(self) -> None:

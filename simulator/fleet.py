@@ -145,6 +145,7 @@ def describe(band: EmulatedBand, since: int = 0) -> dict[str, Any]:
     return {
         "serial": band.identity.serial,
         "screen": band.screen,
+        "setup_code": band.setup_code if band.screen == "Setup code" else None,
         "haptics": [e.data["pattern"] for e in new if e.kind == "haptic"],
         "screens": [e.data["screen"] for e in new if e.kind == "screen"],
         "state": band.status().to_dict(),

@@ -139,6 +139,8 @@ class EmulatedBand:
             "screen": self.screen,
             "setup_code": self.setup_code,
             "captured_samples": self.captured_samples,
+            "pending_label": self._pending_label,
+            "pending_corporate": self._pending_corporate,
             "last_activity": self.last_activity,
             "charger_since": self.charger_since,
             "shutdown_at": self.shutdown_at,
@@ -163,6 +165,9 @@ class EmulatedBand:
         self.screen = str(w["screen"])
         self.setup_code = w.get("setup_code")
         self.captured_samples = int(w.get("captured_samples", 0))
+        if self.enrollment in _IN_ENROLLMENT:
+            self._pending_label = w.get("pending_label")
+            self._pending_corporate = bool(w.get("pending_corporate", False))
         self.last_activity = float(w["last_activity"])
         self.charger_since = w.get("charger_since")
         self.shutdown_at = w.get("shutdown_at")

@@ -45,15 +45,3 @@ def test_bad_target_is_one_line(target: str, nymi_fleet: Fleet,
     code, _, err = band_cli(capsys, "--target", target, "--sim-dir", str(nymi_fleet.root), "info")
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
-
-
-def test_demo_plays_the_lifecycle(nymi_fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = band_cli(capsys, "--sim-dir", str(nymi_fleet.root), "demo", "--json")
-    assert code == 0
-    steps = json.loads(out)["steps"]
-    assert steps[1]["screen"] == "Setup code"
-    assert steps[-1]["screens"] == ["Delete User Data", "USER DATA DELETED"]
-    assert steps[-1]["haptics"] == ["double-quick"] and steps[-1]["enrollment"] == "unenrolled"
-    # Run again: the demo reuses its band and ends the same way.
-    code, out, _ = band_cli(capsys, "--sim-dir", str(nymi_fleet.root), "demo", "--json")
-    assert code == 0 and json.loads(out)["steps"][-1]["screen"] == "USER DATA DELETED"

@@ -1,0 +1,148 @@
+"""The flow commands of ``nymi-band``: delete-user-data, enroll, register, reenroll, fido2 keys.
+
+Each prints its steps as they happen (or, with ``--json``, the result at the end). On simulated
+bands the physical steps are performed through the control API; on real bands they are prompted,
+and the steps that need the vendor's enrollment channel say so and stop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from hosttools.flows.bands import FlowBand, RealBand, SimulatedBand
+from hosttools.flows.delete_user_data import delete_user_data
+from hosttools.flows.enroll import enroll, reenroll, register
+from hosttools.flows.fido2_keys import create_key, verify_key
+from hosttools.nes_cli import open_nes, open_nes_site, print_user_properties, user_properties
+from nymi_device.backend import parse_target
+from nymi_device.errors import InvalidInputError
+from simulator.cli_common import emit_json
+from simulator.fleet import check_serial, default_sim_dir
+
+console = Console(highlight=False)
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+User = Annotated[str, typer.Option("--user", "-u", help="DOMAIN\\username (or a username).")]
+Password = Annotated[str, typer.Option(prompt=True, hide_input=True, envvar="NYMI_PASSWORD",
+                                       help="The user's directory password.")]
+
+
+def flow_band(ctx: typer.Context) -> FlowBand:
+    opts = ctx.obj
+    target = opts.require_target()
+    scheme, address = parse_target(target)
+    if scheme == "sim":
+        return SimulatedBand(check_serial(address), opts.sim_dir or default_sim_dir())
+    return RealBand(address, prompt=lambda text: typer.prompt(
+        f"{text} Press Enter when done", default="", show_default=False))
+
+
+def simulated(band: FlowBand) -> SimulatedBand:
+    if not isinstance(band, SimulatedBand):
+        raise InvalidInputError("FIDO2 key flows run against sim: targets here; for a real band "
+                                "use 'nymi-band fido2' with a pcsc: target")
+    return band
+
+
+def reporter(as_json: bool) -> Any:
+    def report(title: str, detail: dict[str, Any]) -> None:
+        if not as_json:
+            console.print(f"  [cyan]•[/] {title}")
+    return report
+
+
+def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
+    @app.command("delete-user-data")
+    def delete_user_data_cmd(ctx: typer.Context, as_json: Json = False) -> None:
+        """Delete User Data (Band 3.0) or the security wipe (Band 2.0) on the charger."""
+        result = delete_user_data(flow_band(ctx), reporter(as_json))
+        if as_json:
+            emit_json(result.to_dict())
+        else:
+            console.print(f"[green]User data deleted from {result.serial}.[/] The NES still "
+                          "links the band to its user until an administrator disconnects it.")
+
+    @app.command("enroll")
+    def enroll_cmd(ctx: typer.Context, user: User, password: Password,
+                   label: Annotated[str | None, typer.Option(help="Custom Band Label.")] = None,
+                   as_json: Json = False) -> None:
+        """Enroll the band to a user, as the Nymi Band Application does."""
+        band = flow_band(ctx)
+        with open_nes(ctx) as nes:
+            result = enroll(band, nes, user, password, reporter(as_json), label=label)
+            _finish(result.to_dict(), nes, result.account, result.repaired, as_json)
+
+    @app.command("register")
+    def register_cmd(ctx: typer.Context, user: User, password: Password,
+                     as_json: Json = False) -> None:
+        """Record the enrolled band for the user at the Registration NES (IT/OT)."""
+        band = flow_band(ctx)
+        with open_nes_site(ctx.obj.sim_dir) as site:
+            registration = site.server(ctx.obj.nes) if ctx.obj.nes else site.registration
+            if registration is None:
+                raise InvalidInputError("this site has one NES: registration is part of "
+                                        "enrollment (create the site with the it-ot layout)")
+            result = register(band, registration, user, password, reporter(as_json),
+                              enrolled_at=site.enrollment.name)
+            _finish(result.to_dict(), registration, result.account, [], as_json)
+
+    @app.command("reenroll")
+    def reenroll_cmd(ctx: typer.Context, user: User, password: Password,
+                     label: Annotated[str | None, typer.Option(help="Custom Band Label.")] = None,
+                     as_json: Json = False) -> None:
+        """Self-service re-enrollment: Delete User Data, then enroll (and register, IT/OT)."""
+        band = flow_band(ctx)
+        with open_nes_site(ctx.obj.sim_dir) as site:
+            nes = site.server(ctx.obj.nes)
+            result = reenroll(band, nes, user, password, reporter(as_json), label=label,
+                              registration=site.registration)
+            _finish(result.to_dict(), nes, result.account, result.repaired, as_json)
+
+    @fido2_app.command("create-key")
+    def create_key_cmd(ctx: typer.Context, user: User,
+                       rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
+                       as_json: Json = False) -> None:
+        """Create the user's FIDO2 security key on the band and record it in the NES."""
+        band = simulated(flow_band(ctx))
+        with open_nes(ctx) as nes:
+            result = create_key(band, nes, user, rp, reporter(as_json))
+        emit_json(result.to_dict()) if as_json else console.print(
+            f"[green]Security key for {rp} created on {band.serial}.[/]")
+
+    @fido2_app.command("verify")
+    def verify_cmd(ctx: typer.Context, user: User,
+                   rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
+                   as_json: Json = False) -> None:
+        """Sign in to the relying party with the user's key on the band."""
+        band = simulated(flow_band(ctx))
+        with open_nes(ctx) as nes:
+            result = verify_key(band, nes, user, rp, reporter(as_json))
+        emit_json(result.to_dict()) if as_json else console.print(
+            f"[green]Signed in to {rp}[/] (signature counter {result.sign_count}).")
+
+    @fido2_app.command("list")
+    def list_cmd(ctx: typer.Context,
+                 user: Annotated[str | None, typer.Option("--user", "-u")] = None,
+                 as_json: Json = False) -> None:
+        """FIDO2 security keys the NES records (per user and band)."""
+        with open_nes(ctx) as nes:
+            account = nes.resolve_account(user) if user else None
+            rows = [k.to_json() for k in nes.fido2_keys(account)]
+        if as_json:
+            emit_json(rows)
+            return
+        for row in rows:
+            console.print(f"{row['account']}  {row['serial']}  {row['rp_id']}  "
+                          f"{row['credential_id'][:22]}…  {row['created'][:10]}")
+
+
+def _finish(result: dict[str, Any], nes: Any, account: str, repaired: list[str],
+            as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    for line in repaired:
+        console.print(f"[yellow]Repaired:[/] {line}")
+    print_user_properties(user_properties(nes, account))
