@@ -15,20 +15,11 @@ import pytest
 
 from hosttools.flows.bands import SimulatedBand
 from hosttools.flows.delete_user_data import PreconditionError, delete_user_data
-from hosttools.flows.enroll import SignInError, enroll, register, reenroll
+from hosttools.flows.enroll import SignInError, enroll, reenroll, register
 from hosttools.flows.fido2_keys import create_key, verify_key
 from simulator.fleet import Fleet
 from simulator.nes import DEFAULT_GROUP_POLICY, Nes, NesRefusal
-from tests.nes.conftest import (  # noqa: F401 - fixtures
-    PASSWORD,
-    backend,
-    directory,
-    make_url,
-    nes,
-    open_nes,
-    postgresql_proc,
-    sqlite_template,
-)
+from tests.nes.conftest import PASSWORD
 
 NOT_FOUND = "A Nymi Band has been assigned to CORP\\tw-user2, however it cannot be found."
 OTHER_USER = ("Cannot perform re-enrollment because the NES policy settings do not allow "

@@ -1,0 +1,11 @@
+"""The enterprise-server fixtures of ``tests/nes`` (SQLite and PostgreSQL) for the flow tests."""
+
+from tests.nes.conftest import (  # noqa: F401 - pytest finds fixtures by name
+    backend,
+    directory,
+    make_url,
+    nes,
+    open_nes,
+    postgresql_proc,
+    sqlite_template,
+)
