@@ -14,6 +14,7 @@ from hosttools.demo import run_demo
 from hosttools.fido2_cli import fido2_app
 from hosttools.flow_cli import register_flow_commands
 from hosttools.nes_cli import nes_app
+from hosttools.nfc_cli import nfc_app
 from nymi_device.band import Band
 from simulator.cli_common import emit_json, run_app
 
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(fido2_app, name="fido2")
 app.add_typer(nes_app, name="nes")
+app.add_typer(nfc_app, name="nfc")
 register_flow_commands(app, fido2_app)
 console = Console(highlight=False)
 
@@ -51,8 +53,8 @@ def main_options(
     ctx: typer.Context,
     target: Annotated[str | None, typer.Option(
         "--target", "-t", envvar="NYMI_TARGET",
-        help="The band: sim:SERIAL (simulated), udp:HOST:PORT (FIDO2 over CTAPHID-UDP); "
-        "later ble:ADDRESS, pcsc:READER.")] = None,
+        help="The band: sim:SERIAL (simulated), pcsc:READER (FIDO2 over NFC; pcsc: = first "
+        "reader holding a band), udp:HOST:PORT (CTAPHID over UDP), ble:ADDRESS.")] = None,
     sim_dir: Annotated[Path | None, typer.Option(
         "--sim-dir", envvar="NYMI_SIM_DIR",
         help="Fleet directory of simulated bands (default ./.nymi-sim).")] = None,

@@ -75,6 +75,15 @@ class StatusCode(enum.IntEnum):
     STORAGE_FAILURE = 0x09
     SESSION_REQUIRED = 0x0A
     REPLAYED = 0x0B
+    OUT_OF_ORDER = 0x0C
+    INVALID_FRAME = 0x0D
+    MESSAGE_TOO_LARGE = 0x0E
+    UNSUPPORTED_VERSION = 0x0F
+    INTEGRITY_FAILURE = 0x10
+    HANDSHAKE_FAILED = 0x11
+    UNTRUSTED_BAND = 0x12
+    SETUP_CODE_MISMATCH = 0x13
+    INTERNAL_ERROR = 0x14
     UNKNOWN = 0xFF
 
     @classmethod
@@ -91,3 +100,11 @@ class BandCommandError(BandError, RuntimeError):
         self.raw_status = int(status)
         text = message or self.status.name.replace("_", " ").lower()
         super().__init__(f"{text} (status 0x{self.raw_status:02x})")
+
+
+class SecureSessionError(BandCommandError):
+    """The management session could not be set up, or broke (docs/protocol.md §7, §10).
+
+    Its status says why: ``UNTRUSTED_BAND``, ``HANDSHAKE_FAILED``, ``REPLAYED``, ``OUT_OF_ORDER``,
+    ``INTEGRITY_FAILURE``, ``SESSION_REQUIRED`` or a framing error. A new handshake is needed.
+    """

@@ -15,8 +15,21 @@ Supported schemes:
     with the same contract). Reports come back to local UDP port 7112 unless ``local_port`` says
     otherwise.
 
-PC/SC (``pcsc:READER``, through ``fido2.pcsc.CtapPcscDevice``) and BLE (``ble:ADDRESS``) plug into
-:data:`_OPENERS` below.
+``pcsc:READER``
+    CTAP over NFC through any PC/SC reader (python-fido2's ``fido2.pcsc.CtapPcscDevice``,
+    unchanged): ``READER`` is a substring of the reader's name, ``pcsc:`` alone the first reader
+    holding a card. Option ``timeout`` (seconds) waits for a band to be tapped.
+
+``nfcpy:PATH``
+    CTAP over NFC through a reader nfcpy drives directly (``nfcpy:usb``, ``nfcpy:tty:USB0:pn532``,
+    ``nfcpy:udp:HOST:PORT`` for nfcpy's simulation link), again through ``CtapPcscDevice``.
+    Option ``timeout`` (seconds, default 10) waits for a band to be tapped.
+
+``ble:ADDRESS``
+    FIDO over Bluetooth LE (CTAP 2.1 §11.4) with bleak: the operating system's stack by default,
+    or a Bumble host on option ``hci`` (``tcp-client:127.0.0.1:PORT`` for the simulator's virtual
+    radio, ``usb:0`` for a dongle). The band is found by its advertisement, connected and paired
+    (LE Secure Connections) before this returns. Option ``timeout`` (seconds).
 """
 
 from __future__ import annotations
@@ -51,6 +64,24 @@ def parse_udp_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _open_pcsc(address: str, **options: Any) -> CtapDevice:
+    from nymi_device.transport.pcsc import open_ctap_pcsc  # pyscard is needed only here
+
+    return open_ctap_pcsc(address, **options)
+
+
+def _open_ble(address: str, **options: Any) -> CtapDevice:
+    from nymi_device.transport.ble import open_ble_ctap_device  # bleak and Bumble only here
+
+    return open_ble_ctap_device(address, **options)
+
+
+def _open_nfcpy(address: str, **options: Any) -> CtapDevice:
+    from nymi_device.transport.nfcpy_transport import open_ctap_nfcpy  # nfcpy only here
+
+    return open_ctap_nfcpy(address, **options)
+
+
 def _open_udp(
     address: str,
     *,
@@ -66,8 +97,10 @@ def _open_udp(
 
 #: scheme → opener(address, **options). Each opener imports its transport's optional dependencies
 #: itself, so a missing extra fails only when that scheme is used.
-#: Next: "pcsc" → fido2.pcsc.CtapPcscDevice on the named reader; "ble" → the FIDO-over-BLE device.
 _OPENERS: dict[str, Callable[..., CtapDevice]] = {
+    "ble": _open_ble,
+    "nfcpy": _open_nfcpy,
+    "pcsc": _open_pcsc,
     "udp": _open_udp,
 }
 
@@ -80,12 +113,16 @@ def supported_schemes() -> list[str]:
 def open_ctap_device(target: str, **options: Any) -> CtapDevice:
     """Open a python-fido2 ``CtapDevice`` on the band named by ``target``.
 
-    :param target: a moniker ``SCHEME:ADDRESS``, e.g. ``udp:127.0.0.1:8111``.
-    :param options: transport options (for ``udp``: ``local_port``, ``timeout``).
+    :param target: a moniker ``SCHEME:ADDRESS``, e.g. ``udp:127.0.0.1:8111`` or ``pcsc:``.
+    :param options: transport options (for ``udp``: ``local_port``, ``timeout``; for ``pcsc``:
+        ``timeout``; for ``nfcpy``: ``timeout``; for ``ble``: ``hci``, ``timeout``).
     :raises InvalidTargetError: if the moniker cannot be parsed or its scheme is not supported.
     :raises BandUnreachableError: if the band does not answer.
     """
-    scheme, address = parse_target(target)
+    if target.lower() == "pcsc:":  # the only scheme whose address may be empty
+        scheme, address = "pcsc", ""
+    else:
+        scheme, address = parse_target(target)
     opener = _OPENERS.get(scheme)
     if opener is None:
         raise InvalidTargetError(

@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nymi_device.errors import BandUnreachableError, UnreachableReason
+from nymi_device.errors import PhysicalActionError
 from nymi_device.protocol.model import Button
 from simulator.cli_common import emit_json, run_app
-from simulator.control import ControlServer, apply_action, daemon_port, send_action
+from simulator.control import apply_action, daemon_port, send_action
 from simulator.fixtures import all_fixtures
 from simulator.fleet import Fleet, default_sim_dir, describe
 
@@ -206,8 +206,13 @@ def serve(
     ctaphid_udp: Annotated[bool, typer.Option(
         "--ctaphid-udp", help="Serve FIDO2 as CTAPHID over UDP (bind 8111, reply to 7112).")
     ] = False,
+    vpcd: Annotated[bool, typer.Option(
+        "--vpcd", help="Make the band a contactless card for pcscd's vpcd reader.")] = False,
     band: Annotated[str | None, typer.Option(
         "--band", help="Serial of the band to serve (default: the fleet's only band).")] = None,
+    tap: Annotated[str | None, typer.Option(
+        "--tap", help="With --vpcd: this band (serial) is on the reader until stopped.")] = None,
+    slot: Annotated[int, typer.Option(min=0, max=9, help="vpcd reader slot.")] = 0,
     auto_presence: Annotated[bool, typer.Option(
         "--auto-presence", help="Answer every request for the wearer's action at once, as a "
         "matching finger on a worn band would (unattended CI).")] = False,
@@ -220,46 +225,56 @@ def serve(
     """Keep a band running and serve it to other processes until stopped (Ctrl-C)."""
     import asyncio
 
-    from simulator.frontends.ctaphid_udp import serve_ctaphid_udp
-    from simulator.serve import live_band, make_ready, pick_serial, run_until_stopped
+    from simulator.serve import FrontEnds, live_band, make_ready, pick_serial, serve_band
 
-    if not ctaphid_udp:
-        raise typer.BadParameter("choose at least one front end (--ctaphid-udp)")
+    if not (ctaphid_udp or vpcd):
+        raise typer.BadParameter("choose at least one front end (--ctaphid-udp, --vpcd)")
+    if tap is not None and not vpcd:
+        raise typer.BadParameter("--tap needs --vpcd")
+    if tap is not None and band is not None and tap != band:
+        raise typer.BadParameter("--tap and --band name different bands")
     fleet = _fleet(sim_dir)
-    serial = pick_serial(fleet, band)
+    serial = pick_serial(fleet, band or tap)
     with live_band(fleet, serial, auto_presence=auto_presence) as live:
         live.band.clock.speed = speed
         if auto_presence:
             for step in make_ready(live.band):
                 console.print(f"{serial}: {step}")
-
-        async def main_loop() -> None:
-            try:
-                server = await serve_ctaphid_udp(live.authenticator, port=port,
-                                                 peer=("127.0.0.1", peer_port))
-            except OSError as exc:
-                raise BandUnreachableError(
-                    f"cannot serve CTAPHID on UDP 127.0.0.1:{port}: {exc.strerror}",
-                    UnreachableReason.TRANSPORT_FAILED) from None
-            control = ControlServer(live.band, fleet.band_dir(serial),
-                                    extra={"power-cycle": server.power_cycle},
-                                    meta={"ctaphid_udp": [port, peer_port]})
-            await control.start()
-            try:
-                await run_until_stopped(live.band, lambda: console.print(
-                    f"serving {serial} ({live.band.fixture.id}) as CTAPHID over UDP on "
-                    f"127.0.0.1:{port} -> 127.0.0.1:{peer_port}; Ctrl-C stops", markup=False))
-            finally:
-                await control.close()
-                await server.close()
-
-        asyncio.run(main_loop())
+        wanted = FrontEnds(ctaphid_udp=(port, peer_port) if ctaphid_udp else None,
+                           vpcd_slot=slot if vpcd else None, tap=tap is not None)
+        asyncio.run(serve_band(live, fleet.band_dir(serial), wanted,
+                               lambda text: console.print(text, markup=False)))
 
 
 @app.command("power-cycle")
 def power_cycle(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Cut the band's power for an instant: RAM (authentication, PIN tokens) is lost, flash kept."""
     _act(sim_dir, serial, as_json, "power-cycle")
+
+
+def _daemon_only(sim_dir: Path | None, serial: str, as_json: bool, action: str,
+                 params: dict[str, Any]) -> None:
+    fleet = _fleet(sim_dir)
+    port = daemon_port(fleet.band_dir(serial))
+    if port is None:
+        raise PhysicalActionError(
+            f"band {serial} is not running: start 'nymi-sim serve --vpcd --band {serial}' "
+            "first (a band on a reader needs a running band)")
+    _report(send_action(port, action, params), as_json)
+
+
+@app.command()
+def tap(serial: Serial,
+        slot: Annotated[int, typer.Option(min=0, max=9, help="vpcd reader slot.")] = 0,
+        sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Put a running band on the virtual reader (it stays there until 'untap')."""
+    _daemon_only(sim_dir, serial, as_json, "tap", {"slot": slot})
+
+
+@app.command()
+def untap(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Take a running band off the virtual reader."""
+    _daemon_only(sim_dir, serial, as_json, "untap", {})
 
 
 @nes_app.command("serve")

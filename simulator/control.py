@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from simulator.fleet import describe
 
 CONTROL_FILE = "control.json"
 Action = Callable[[EmulatedBand, dict[str, Any]], None]
+DaemonAction = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def _button(params: dict[str, Any]) -> Button:
@@ -108,9 +109,12 @@ class ControlServer:
 
     def __init__(self, band: EmulatedBand, band_dir: Path,
                  extra: dict[str, Callable[[], None]] | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None,
+                 daemon_actions: dict[str, DaemonAction] | None = None) -> None:
         self.band = band
         self.band_dir = band_dir
+        #: Actions only a running daemon can do (tap the band on a reader, take it away).
+        self.daemon_actions = daemon_actions or {}
         #: Published next to the port, e.g. where the band's front ends listen.
         self.meta = meta or {}
         #: Actions the daemon adds (e.g. "power-cycle" also resets the CTAPHID channels).
@@ -134,12 +138,34 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                writer.write(json.dumps(self.handle(line)).encode() + b"\n")
+                writer.write(json.dumps(await self.handle_async(line)).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
+
+    async def handle_async(self, line: bytes) -> dict[str, Any]:
+        """Daemon-only actions first (they may wait on I/O), then the shared ones."""
+        try:
+            request = json.loads(line)
+        except json.JSONDecodeError:
+            return self.handle(line)
+        action = request.get("action") if isinstance(request, dict) else None
+        if action not in self.daemon_actions:
+            return self.handle(line)
+        params = request.get("params") or {}
+        try:
+            if not isinstance(params, dict):
+                raise InvalidInputError("'params' must be a JSON object")
+            extra = await self.daemon_actions[action](params)
+            with self.band.lock:
+                return {"ok": True, "result": {**describe(self.band, len(self.band.events)),
+                                               **extra}}
+        except InvalidInputError as exc:
+            return {"ok": False, "kind": "invalid-input", "error": str(exc)}
+        except BandError as exc:
+            return {"ok": False, "kind": "refused", "error": str(exc)}
 
     def handle(self, line: bytes) -> dict[str, Any]:
         try:

@@ -13,13 +13,30 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from nymi_device.errors import InvalidInputError, PhysicalActionError
+from nymi_device.errors import (
+    BandUnreachableError,
+    InvalidInputError,
+    PhysicalActionError,
+    UnreachableReason,
+)
 from simulator.band.band import EmulatedBand
 from simulator.band.ctap.authenticator import Authenticator
 from simulator.band.records import BandPolicy
 from simulator.band.wearer_bridge import BandWearer
+from simulator.control import DaemonAction
 from simulator.fleet import Fleet
+
+
+@dataclass(frozen=True)
+class FrontEnds:
+    """Which front ends ``nymi-sim serve`` starts."""
+
+    ctaphid_udp: tuple[int, int] | None = None  # (port to bind, port on 127.0.0.1 to reply to)
+    vpcd_slot: int | None = None
+    tap: bool = False
 
 
 @dataclass
@@ -110,3 +127,79 @@ async def _tick(band: EmulatedBand, tick: float = 0.05) -> None:
         with band.lock:
             band.clock.advance((now - last) * band.clock.speed)
         last = now
+
+
+async def serve_band(live: LiveBand, band_dir: Path, wanted: FrontEnds,
+                     say: Callable[[str], None]) -> None:
+    """Start the front ends and the control API; run until SIGINT/SIGTERM; stop them."""
+    from simulator.control import ControlServer
+
+    serial = live.band.identity.serial
+    async with contextlib.AsyncExitStack() as stack:
+        meta: dict[str, Any] = {}
+        extra: dict[str, Callable[[], None]] = {}
+        daemon_actions: dict[str, DaemonAction] = {}
+        if wanted.ctaphid_udp is not None:
+            from simulator.frontends.ctaphid_udp import serve_ctaphid_udp
+
+            port, peer = wanted.ctaphid_udp
+            try:
+                server = await serve_ctaphid_udp(live.authenticator, port=port,
+                                                 peer=("127.0.0.1", peer))
+            except OSError as exc:
+                raise BandUnreachableError(
+                    f"cannot serve CTAPHID on UDP 127.0.0.1:{port}: {exc.strerror}",
+                    UnreachableReason.TRANSPORT_FAILED) from None
+            stack.push_async_callback(server.close)
+            extra["power-cycle"] = server.power_cycle
+            meta["ctaphid_udp"] = [port, peer]
+            say(f"serving {serial} as CTAPHID over UDP on 127.0.0.1:{port} -> 127.0.0.1:{peer}")
+        if wanted.vpcd_slot is not None:
+            reader = await _start_vpcd(live, wanted.vpcd_slot, stack, daemon_actions, say)
+            meta["vpcd"] = {"slot": wanted.vpcd_slot, "reader": reader}
+            if wanted.tap:
+                await daemon_actions["tap"]({})
+        control = ControlServer(live.band, band_dir, extra=extra, meta=meta,
+                                daemon_actions=daemon_actions)
+        await control.start()
+        stack.push_async_callback(control.close)
+        await run_until_stopped(live.band, lambda: say(
+            f"{serial} ({live.band.fixture.id}) is running; Ctrl-C stops"))
+
+
+async def _start_vpcd(live: LiveBand, slot: int, stack: contextlib.AsyncExitStack,
+                      actions: dict[str, DaemonAction], say: Callable[[str], None]) -> str:
+    from simulator.band.nfc import build_card_os
+    from simulator.frontends.vpcd import VpcdFrontend
+    from simulator.pcscd import ensure_pcscd
+
+    pcscd = await asyncio.to_thread(ensure_pcscd)
+    stack.callback(pcscd.stop)
+    card = build_card_os(live.band, live.authenticator, verified=live.wearer.is_verified)
+    stack.callback(card.close)
+    frontend = VpcdFrontend(card, slot=slot)
+    stack.push_async_callback(_untap_quietly, frontend)
+
+    async def tap(params: dict[str, Any]) -> dict[str, Any]:
+        if not frontend.tapped:
+            await frontend.tap()
+        say(f"{live.band.identity.serial} is on reader '{frontend.reader_name}'")
+        return {"reader": frontend.reader_name, "tapped": True}
+
+    async def untap(params: dict[str, Any]) -> dict[str, Any]:
+        if frontend.tapped:
+            await frontend.untap()
+        say(f"{live.band.identity.serial} is off the reader")
+        return {"reader": frontend.reader_name, "tapped": False}
+
+    actions["tap"] = tap
+    actions["untap"] = untap
+    say(f"the band is a contactless card for vpcd slot {slot} ('{frontend.reader_name}')"
+        f"{' (pcscd started)' if pcscd.started else ''}")
+    return str(frontend.reader_name)
+
+
+async def _untap_quietly(frontend: Any) -> None:
+    with contextlib.suppress(Exception):
+        if frontend.tapped:
+            await frontend.untap()

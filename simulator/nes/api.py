@@ -147,6 +147,12 @@ def _nba_routes() -> APIRouter:
             user = None
         return {"directory": caller.user.to_json(), "nes_user": user}
 
+    @router.put("")
+    def sign_in_user(request: Request, caller: Caller) -> dict[str, Any]:
+        """The NBA's sign-in: the NES imports the caller from the directory if it does not know
+        them yet. Returns their User Properties."""
+        return _nes(request).ensure_user(caller.account, actor=caller.account).to_json()
+
     @router.get("/policy")
     def my_policy(request: Request, caller: Caller) -> dict[str, Any]:
         """The caller's effective policy (individual over group) and policy status."""

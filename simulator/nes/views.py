@@ -1,20 +1,27 @@
 """What the service layer returns: frozen snapshots built inside the transaction.
 
 Every view has ``to_json()`` giving plain JSON values (times as ISO 8601 UTC, bytes as
-base64url), the shape the HTTP API and ``--json`` output use.
+base64url), the shape the HTTP API and ``--json`` output use, and ``from_json()`` rebuilding the
+view from that shape (what a client of the HTTP API does).
 """
 
 from __future__ import annotations
 
 import base64
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from simulator.nes.errors import NotFound
-from simulator.nes.models import EamKind, EamState, PolicyKind
-from simulator.nes.policy import NO_INDIVIDUAL_POLICY, PolicyOverrides, PolicySettings
+from simulator.nes.models import EamKind, EamState, EnrollmentDestination, PolicyKind
+from simulator.nes.policy import (
+    NO_INDIVIDUAL_POLICY,
+    SETTING_NAMES,
+    PolicyOverrides,
+    PolicySettings,
+)
 from simulator.nes.rules import Action
 
 
@@ -33,6 +40,25 @@ def b64url(data: bytes) -> str:
 
 def from_b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _time(text: Any) -> datetime:
+    return datetime.fromisoformat(str(text))
+
+
+def _setting_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    values = {name: data.get(name) for name in SETTING_NAMES}
+    if values["enrollment_destination"] is not None:
+        values["enrollment_destination"] = EnrollmentDestination(values["enrollment_destination"])
+    return values
+
+
+def settings_from_json(data: Mapping[str, Any]) -> PolicySettings:
+    """The :class:`PolicySettings` of ``PolicySettings.to_json()``."""
+    missing = [name for name in SETTING_NAMES if data.get(name) is None]
+    if missing:
+        raise KeyError(f"policy settings without {', '.join(missing)}")
+    return PolicySettings(**_setting_values(data))
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,13 @@ class AssignmentView:
             "enrolled_at_nes": self.enrolled_at_nes,
             "registered_at_nes": self.registered_at_nes, "label": self.label,
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AssignmentView:
+        return cls(serial=d["serial"], is_active=d["is_active"], is_primary=d["is_primary"],
+                   notes=d["notes"], created=_time(d["created"]),
+                   enrolled_at_nes=d["enrolled_at_nes"],
+                   registered_at_nes=d["registered_at_nes"], label=d["label"])
 
 
 @dataclass(frozen=True)
@@ -97,6 +130,15 @@ class UserView:
             "created": self.created.isoformat(),
         }
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> UserView:
+        return cls(account=d["account"], domain=d["domain"], username=d["username"],
+                   first_name=d["first_name"], last_name=d["last_name"],
+                   individual_policy=d["individual_policy"],
+                   policy_status=PolicyStatus(d["policy_status"]),
+                   bands=tuple(AssignmentView.from_json(b) for b in d["bands"]),
+                   created=_time(d["created"]))
+
 
 @dataclass(frozen=True)
 class BandView:
@@ -123,6 +165,15 @@ class BandView:
             "has_external_authenticator": self.has_external_authenticator,
         }
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BandView:
+        row = d["assignment"]
+        return cls(serial=d["serial"], device_id=d["device_id"], seos_enabled=d["seos_enabled"],
+                   secure_nfc=d["secure_nfc"], nfc_id=d["nfc_id"], version=d["version"],
+                   created=_time(d["created"]), owner=d["owner"],
+                   assignment=None if row is None else AssignmentView.from_json(row),
+                   has_external_authenticator=d["has_external_authenticator"])
+
 
 @dataclass(frozen=True)
 class PolicyView:
@@ -146,6 +197,12 @@ class PolicyView:
             "users": self.users,
         }
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> PolicyView:
+        return cls(name=d["name"], kind=PolicyKind(d["kind"]), is_active=d["is_active"],
+                   description=d["description"],
+                   values=PolicyOverrides(**_setting_values(d["settings"])), users=d["users"])
+
 
 @dataclass(frozen=True)
 class Fido2KeyView:
@@ -163,6 +220,13 @@ class Fido2KeyView:
             "credential_id": b64url(self.credential_id),
             "public_key_cose": b64url(self.public_key_cose), "created": self.created.isoformat(),
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Fido2KeyView:
+        return cls(id=d["id"], account=d["account"], serial=d["serial"], rp_id=d["rp_id"],
+                   credential_id=from_b64url(d["credential_id"]),
+                   public_key_cose=from_b64url(d["public_key_cose"]),
+                   created=_time(d["created"]))
 
 
 @dataclass(frozen=True)
@@ -192,6 +256,13 @@ class EamEntryView:
             "updated": self.updated.isoformat(),
         }
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EamEntryView:
+        return cls(id=d["id"], account=d["account"], serial=d["serial"],
+                   kind=EamKind(d["kind"]), identifier=d["identifier"],
+                   state=EamState(d["state"]), created=_time(d["created"]),
+                   updated=_time(d["updated"]))
+
 
 @dataclass(frozen=True)
 class AuditEventView:
@@ -211,6 +282,12 @@ class AuditEventView:
             "user_id": self.user_id, "at_utc": self.at_utc.isoformat(), "actor": self.actor,
             "before": self.before, "after": self.after,
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AuditEventView:
+        return cls(id=d["id"], table=d["table"], op=d["op"], key=d["key"],
+                   user_id=d["user_id"], at_utc=_time(d["at_utc"]), actor=d["actor"],
+                   before=d["before"], after=d["after"])
 
 
 @dataclass(frozen=True)
@@ -239,6 +316,13 @@ class EnrollmentCheck:
             "previous_owner": self.previous_owner, "displaced_serial": self.displaced_serial,
         }
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EnrollmentCheck:
+        return cls(account=d["account"], serial=d["serial"], allowed=d["allowed"],
+                   action=None if d["action"] is None else Action(d["action"]),
+                   code=d["code"], message=d["message"], band_version=d["band_version"],
+                   previous_owner=d["previous_owner"], displaced_serial=d["displaced_serial"])
+
 
 @dataclass(frozen=True)
 class EnrollmentResult:
@@ -265,3 +349,12 @@ class EnrollmentResult:
             "eam_entries": [e.to_json() for e in self.eam_entries],
             "user": self.user.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EnrollmentResult:
+        return cls(action=Action(d["action"]), account=d["account"], serial=d["serial"],
+                   previous_owner=d["previous_owner"], displaced_serial=d["displaced_serial"],
+                   band_version=d["band_version"], settings=settings_from_json(d["settings"]),
+                   fido2_keys_removed=d["fido2_keys_removed"],
+                   eam_entries=tuple(EamEntryView.from_json(e) for e in d["eam_entries"]),
+                   user=UserView.from_json(d["user"]))

@@ -161,7 +161,7 @@ def test_bad_udp_targets(target: str) -> None:
 
 def test_unsupported_scheme_and_options() -> None:
     assert "udp" in supported_schemes()
-    with pytest.raises(InvalidTargetError, match="supported: udp"):
+    with pytest.raises(InvalidTargetError, match=r"supported: .*udp"):
         open_ctap_device("carrier-pigeon:coop")
     with pytest.raises(InvalidTargetError, match="unknown udp option"):
         open_ctap_device("udp:127.0.0.1:8111", colour="blue")

@@ -1,0 +1,257 @@
+"""Benchmark: APDU round trips through pcscd + vpcd, a trivial card against the band's FIDO applet.
+
+Run: ``.venv/bin/python bench/bench_pcsc.py [--seconds 0.5] [--rounds 8]`` (starts pcscd when it
+is not running, as root; stops only the one it started).
+
+The cards run in child processes, each behind the vpcd front end on its own slot, so host and
+card do not share a Python interpreter; the host side is pyscard in this process. Rows, in one
+run, best of ``--rounds`` timed rounds each, rounds interleaved:
+
+* trivial card (answers ``9000`` at once), 64-byte command: the transport's own rate;
+* trivial card with getAssertion-sized traffic (the same command and answer sizes as below);
+* FIDO getAssertion, raw: the NFCCTAP_MSG APDU (short, P1 ``80``) sent with pyscard, answered
+  by the band's card OS and authenticator (``nymi-band-3.0``, worn and authenticated, durable
+  flash); the architecture's target is >= 0.8x the trivial card's rate;
+* FIDO getAssertion through python-fido2 (``Ctap2`` over ``CtapPcscDevice``): the same plus
+  python-fido2's request encoding and response parsing on the host;
+* the card OS alone, in-process (no transport), for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import cbor2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nymi_device.protocol.apdu import contactless_atr
+
+SERIAL = "BNCH-00001"
+FIXTURE = "nymi-band-3.0"
+SIZED_ANSWER = 203  # status byte + CBOR of a getAssertion answer with one allowed credential
+#: The architecture's anchor: a 64-byte APDU round trip with a trivial card, acknowledged promptly.
+ANCHOR_TRIVIAL_RATE = 7400.0
+
+
+class TrivialCard:
+    """A card that answers at once: ``9000``, or (INS ``02``) a getAssertion-sized answer."""
+
+    def __init__(self) -> None:
+        self.atr = contactless_atr(b"")
+        self._sized = os.urandom(SIZED_ANSWER) + b"\x90\x00"
+
+    def power_on(self) -> None: ...
+
+    def power_off(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def submit(self, apdu: bytes) -> bytes | Future[bytes]:
+        return self._sized if apdu[1:2] == b"\x02" else b"\x90\x00"
+
+
+# -- the card side (child processes) --------------------------------------------------------------
+
+def serve(kind: str, slot: int, sim_dir: Path) -> None:
+    """Put one card on ``slot``; print READY; keep it there until stdin closes."""
+    from simulator.frontends.vpcd import VpcdFrontend
+
+    async def run(card: object) -> None:
+        frontend = VpcdFrontend(card, slot=slot)  # type: ignore[arg-type]
+        await frontend.tap()
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await frontend.untap()
+
+    if kind == "trivial":
+        asyncio.run(run(TrivialCard()))
+        return
+    from simulator.band.nfc import build_card_os
+    from simulator.fleet import Fleet
+    from simulator.serve import live_band
+
+    with live_band(Fleet(sim_dir), SERIAL, auto_presence=False) as live:
+        card = build_card_os(live.band, live.authenticator)
+        asyncio.run(run(card))
+        card.close()
+
+
+class Child:
+    def __init__(self, kind: str, slot: int, sim_dir: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", kind, "--slot", str(slot),
+             "--sim-dir", str(sim_dir)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if line != "READY":
+            self.process.kill()
+            raise SystemExit(f"card process for {kind} did not start ({line!r})")
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(10)
+
+
+# -- the host side ---------------------------------------------------------------------------
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    for _ in range(50):
+        fn()
+    done = 0
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(100):
+            fn()
+        done += 100
+    return done / elapsed
+
+
+def in_process_rate(seconds: float) -> float:
+    """getAssertion through the card OS alone (no transport), same APDU."""
+    from simulator.band.nfc import build_card_os
+    from simulator.fleet import Fleet
+    from simulator.serve import live_band, make_ready
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fleet = Fleet(Path(tmp))
+        fleet.add_band(FIXTURE, SERIAL)
+        with fleet.open_band(SERIAL) as band:
+            make_ready(band)
+        with live_band(fleet, SERIAL, auto_presence=False) as live:
+            card = build_card_os(live.band, live.authenticator)
+            card.transmit(bytes.fromhex("00A4040008A0000006472F000100"))
+            made = cbor2.loads(card.transmit(make_credential_apdu())[1:-2])
+            apdu = get_assertion_apdu(credential_id(made[2]))
+            result = rate(lambda: card.transmit(apdu), seconds)
+            card.close()
+    return result
+
+
+def make_credential_apdu() -> bytes:
+    request = b"\x01" + cbor2.dumps({1: os.urandom(32), 2: {"id": "example.com"},
+                                     3: {"id": b"bench"}, 4: [{"type": "public-key", "alg": -7}],
+                                     7: {"uv": True}}, canonical=True)
+    return bytes((0x80, 0x10, 0x80, 0x00, 0x00)) + len(request).to_bytes(2, "big") + request + (
+        b"\x00\x00")
+
+
+def credential_id(auth_data: bytes) -> bytes:
+    length = int.from_bytes(auth_data[53:55], "big")
+    return auth_data[55:55 + length]
+
+
+def get_assertion_apdu(cred_id: bytes) -> bytes:
+    request = b"\x02" + cbor2.dumps({1: "example.com", 2: os.urandom(32),
+                                     3: [{"type": "public-key", "id": cred_id}]}, canonical=True)
+    return bytes((0x80, 0x10, 0x80, 0x00, len(request))) + request + b"\x00"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--sim-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.slot, args.sim_dir)
+        return
+
+    from fido2.ctap2.base import Ctap2
+    from fido2.pcsc import CtapPcscDevice
+    from smartcard.pcsc.PCSCReader import PCSCReader
+
+    from nymi_device.transport.pcsc import TracingConnection, wait_for_card
+    from simulator.fleet import Fleet
+    from simulator.frontends.vpcd import vpcd_reader_name
+    from simulator.pcscd import ensure_pcscd
+    from simulator.serve import make_ready
+
+    rows: dict[str, float] = {}
+    with ensure_pcscd() as pcscd, tempfile.TemporaryDirectory() as tmp:
+        sim_dir = Path(tmp)
+        fleet = Fleet(sim_dir)
+        fleet.add_band(FIXTURE, SERIAL)
+        with fleet.open_band(SERIAL) as band:
+            make_ready(band)
+        trivial = Child("trivial", 0, sim_dir)
+        band_child = Child("band", 1, sim_dir)
+        try:
+            readers = [vpcd_reader_name(0), vpcd_reader_name(1)]
+            for name in readers:
+                wait_for_card(name, timeout=5)
+            plain = PCSCReader(readers[0]).createConnection()
+            plain.connect()
+            fido = PCSCReader(readers[1]).createConnection()
+            fido.connect()
+            device = CtapPcscDevice(TracingConnection(
+                PCSCReader(readers[1]).createConnection(), readers[1]), readers[1])
+            ctap2 = Ctap2(device)
+            made = ctap2.make_credential(os.urandom(32), {"id": "example.com"},
+                                         {"id": b"bench"}, [{"type": "public-key", "alg": -7}],
+                                         options={"uv": True})
+            assert made.auth_data.credential_data is not None
+            cred = made.auth_data.credential_data.credential_id
+            allow: list[Mapping[str, Any]] = [{"type": "public-key", "id": cred}]
+            assertion = list(get_assertion_apdu(cred))
+            data, sw1, sw2 = fido.transmit(assertion)
+            assert (sw1, sw2) == (0x90, 0x00) and data[0] == 0, (hex(sw1), hex(sw2))
+            short = [0x80, 0x01, 0x00, 0x00, 59] + [0] * 59
+            sized = [0x80, 0x02, 0x00, 0x00, len(assertion) - 6] + [0] * (len(assertion) - 6)
+            sized.append(0)
+            measures: dict[str, Callable[[], object]] = {
+                "trivial card, 64-byte command -> 9000": lambda: plain.transmit(short),
+                f"trivial card, {len(sized)}-byte command -> {SIZED_ANSWER} bytes + 9000":
+                    lambda: plain.transmit(sized),
+                "FIDO getAssertion, raw NFCCTAP_MSG APDU": lambda: fido.transmit(assertion),
+                "FIDO getAssertion via python-fido2 Ctap2": lambda: ctap2.get_assertion(
+                    "example.com", os.urandom(32), allow),
+            }
+            for _ in range(args.rounds):
+                for label, fn in measures.items():
+                    rows[label] = max(rows.get(label, 0.0), rate(fn, args.seconds))
+            for connection in (plain, fido):
+                connection.disconnect()
+                connection.release()
+            device.close()
+        finally:
+            trivial.stop()
+            band_child.stop()
+        started = "started for this run" if pcscd.started else "already running"
+    rows["card OS alone, getAssertion in-process (no transport)"] = max(
+        in_process_rate(args.seconds) for _ in range(args.rounds))
+
+    baseline = rows["trivial card, 64-byte command -> 9000"]
+    print(f"pcscd ({started}) + vsmartcard vpcd, card in a child process; best of "
+          f"{args.rounds} x {args.seconds:g} s")
+    print(f"{'path':<62} {'round trips/s':>13}  ratio")
+    print(f"{'-' * 62} {'-' * 13}  {'-' * 34}")
+    for label, value in rows.items():
+        if label.startswith("card OS alone"):
+            note = "(no transport)"
+        elif label == "FIDO getAssertion, raw NFCCTAP_MSG APDU":
+            note = f"{value / baseline:.2f}x trivial (target >= 0.80)"
+        else:
+            note = f"{value / baseline:.2f}x trivial"
+        print(f"{label:<62} {value:>13,.0f}  {note}")
+    fido = rows["FIDO getAssertion, raw NFCCTAP_MSG APDU"]
+    print(f"FIDO getAssertion against the architecture's 7,400/s trivial-card anchor: "
+          f"{fido / ANCHOR_TRIVIAL_RATE:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
