@@ -27,6 +27,7 @@ from typing import Any
 from nymi_device.errors import InvalidInputError, UnknownBandError
 from nymi_device.protocol.model import BandEvent
 from simulator.band.band import EmulatedBand
+from simulator.band.management_identity import provision_management_identity
 from simulator.band.records import Identity
 from simulator.band.storage import FlashStorage, atomic_write
 from simulator.clock import VirtualClock
@@ -92,6 +93,9 @@ class Fleet:
             with FlashStorage.open(staging / "flash", durable=self.durable) as storage:
                 identity = Identity.new(serial, fixture.id)
                 band = EmulatedBand.create(fixture, storage, clock, identity)
+                # The band's identity key and its certificate from the manufacturer CA, which
+                # the management protocol's secure session proves (docs/protocol.md).
+                provision_management_identity(storage, serial)
                 self._save(staging, band)
             (staging / "band.json").write_text(json.dumps({"serial": serial,
                                                            "fixture": fixture.id}) + "\n")

@@ -5,9 +5,10 @@ verification: the band authenticated on the wrist), verified by a relying party 
 ``Fido2Server``), and recorded in the NES against the user and the band. DOMAIN.md 3.4 step 4:
 after enrolling to a different band the key must be created again on the new band.
 
-How the band is reached: a simulated band served by ``nymi-sim serve`` through its CTAPHID-UDP
-front end; otherwise the band's authenticator in-process over its own flash; or any python-fido2
-``CtapDevice`` the caller opens (``open_ctap_device("pcsc:")`` for a real band on a reader).
+How the band is reached: a simulated band served by ``nymi-sim serve --vpcd`` is tapped on the
+virtual reader and reached over NFC through pcscd, as a real band is; one served with
+``--ctaphid-udp`` through that front end; otherwise its authenticator in-process over its own
+flash.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from fido2.webauthn import (
 from hosttools.flows.bands import Report, SimulatedBand
 from hosttools.flows.delete_user_data import PreconditionError
 from nymi_device.fido import open_ctap_device
-from simulator.control import CONTROL_FILE, daemon_port
+from simulator.control import CONTROL_FILE, daemon_port, send_action
 from simulator.nes import Nes
 
 
@@ -69,8 +70,19 @@ class KeyResult:
 def band_ctap_device(band: SimulatedBand) -> Iterator[CtapDevice]:
     """A python-fido2 device on a simulated band's authenticator."""
     band_dir = band.fleet.band_dir(band.serial)
-    if daemon_port(band_dir) is not None:
+    port = daemon_port(band_dir)
+    if port is not None:
         meta = json.loads((band_dir / CONTROL_FILE).read_text())
+        vpcd = meta.get("vpcd")
+        if vpcd:
+            # The real band's way: FIDO2 over NFC, the band tapped on the reader, through pcscd.
+            send_action(port, "tap", {})
+            device = open_ctap_device(f"pcsc:{vpcd['reader']}", timeout=10)
+            try:
+                yield device
+            finally:
+                device.close()
+            return
         udp = meta.get("ctaphid_udp")
         if not udp:
             raise PreconditionError(f"band {band.serial} is served without a FIDO2 front end")

@@ -70,3 +70,29 @@ def test_tap_needs_a_running_band(tmp_path: Path) -> None:
                              str(fleet.root)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.startswith("error: band AAAH-00125 is not running")
+
+
+def test_fido2_key_flow_goes_over_nfc_when_the_band_is_on_a_reader(
+        tmp_path: Path, pcscd: PcscdHandle) -> None:
+    from hosttools.flows.bands import SimulatedBand
+    from hosttools.flows.enroll import enroll
+    from hosttools.flows.fido2_keys import create_key, verify_key
+    from simulator.nes import memory_site
+
+    fleet = Fleet(tmp_path / "fleet")
+    fleet.add_band("nymi-band-3.0", "AAAH-00125")
+    site = memory_site()
+    site.directory.add_user("CORP\\tw-user2", "pw")
+    nes = site.server()
+    target = SimulatedBand("AAAH-00125", fleet.root)
+    enroll(target, nes, "tw-user2", "pw", lambda title, detail: None)
+    with serve(fleet.root, "AAAH-00125", "--vpcd", "--slot", "1") as served:
+        key = create_key(target, nes, "tw-user2", "portal.example.com",
+                         lambda title, detail: None)
+        signed = verify_key(target, nes, "tw-user2", "portal.example.com",
+                            lambda title, detail: None)
+        assert signed.credential_id == key.credential_id
+    assert served.process.stdout is not None
+    # The daemon put the band on its reader for the flow: the key went over NFC.
+    assert "AAAH-00125 is on reader 'Virtual PCD 00 01'" in served.process.stdout.read()
+    site.close()
