@@ -34,12 +34,16 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 class Options:
-    def __init__(self, target: str | None, sim_dir: Path | None, nes: str | None = None) -> None:
+    def __init__(self, target: str | None, sim_dir: Path | None, nes: str | None = None,
+                 hci: str | None = None) -> None:
         self.target = target
         self.sim_dir = sim_dir
         self.nes = nes
+        self.hci = hci
 
     def band_options(self) -> dict[str, Any]:
+        if self.target and self.target.startswith("ble:"):
+            return {"hci": self.hci} if self.hci else {}
         return {"sim_dir": self.sim_dir} if self.sim_dir else {}
 
     def require_target(self) -> str:
@@ -60,10 +64,15 @@ def main_options(
         help="Fleet directory of simulated bands (default ./.nymi-sim).")] = None,
     nes: Annotated[str | None, typer.Option(
         "--nes", envvar="NYMI_NES",
-        help="The NES: embedded default, 'enrollment' / 'registration' (IT/OT), or a database "
-        "URL.")] = None,
+        help="The NES: embedded default, 'enrollment' / 'registration' (IT/OT), a database "
+        "URL, or the HTTP API's URL.")] = None,
+    hci: Annotated[str | None, typer.Option(
+        "--hci", envvar="NYMI_BLE_HCI",
+        help="The Bluetooth radio for ble: targets, as a Bumble transport moniker "
+        "(tcp-client:127.0.0.1:PORT for the simulator, usb:0 for a dongle); default: the OS "
+        "stack.")] = None,
 ) -> None:
-    ctx.obj = Options(target, sim_dir, nes)
+    ctx.obj = Options(target, sim_dir, nes, hci)
 
 
 def _table(title: str, rows: dict[str, Any]) -> Table:

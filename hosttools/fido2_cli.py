@@ -30,6 +30,13 @@ def _target(ctx: typer.Context) -> str:
     return target
 
 
+def _open(ctx: typer.Context) -> Any:
+    target = _target(ctx)
+    hci = getattr(ctx.obj, "hci", None)
+    options = {"hci": hci} if hci and target.startswith("ble:") else {}
+    return open_ctap_device(target, **options)
+
+
 def _info_dict(info: Any) -> dict[str, Any]:
     return {
         "versions": list(info.versions),
@@ -48,7 +55,7 @@ def _info_dict(info: Any) -> dict[str, Any]:
 @fido2_app.command("info")
 def fido2_info(ctx: typer.Context, as_json: Json = False) -> None:
     """authenticatorGetInfo, decoded."""
-    device = open_ctap_device(_target(ctx))
+    device = _open(ctx)
     try:
         data = _info_dict(Ctap2(device).get_info())
     finally:
@@ -70,7 +77,7 @@ def fido2_credentials(
     as_json: Json = False,
 ) -> None:
     """Discoverable credentials per relying party (credential management)."""
-    device = open_ctap_device(_target(ctx))
+    device = _open(ctx)
     try:
         ctap2 = Ctap2(device)
         info = ctap2.get_info()
