@@ -14,7 +14,7 @@ from rich.console import Console
 
 from hosttools.flows.bands import FlowBand, RealBand, SimulatedBand
 from hosttools.flows.delete_user_data import delete_user_data
-from hosttools.flows.enroll import enroll, reenroll, register
+from hosttools.flows.enroll import enroll, reenroll, register, sign_in
 from hosttools.flows.fido2_keys import create_key, verify_key
 from hosttools.nes_cli import open_nes, open_nes_site, print_user_properties, user_properties
 from nymi_device.backend import parse_target
@@ -94,6 +94,11 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                      as_json: Json = False) -> None:
         """Self-service re-enrollment: Delete User Data, then enroll (and register, IT/OT)."""
         band = flow_band(ctx)
+        if ctx.obj.nes and "://" in ctx.obj.nes:
+            with open_nes(ctx) as nes:
+                result = reenroll(band, nes, user, password, reporter(as_json), label=label)
+                _finish(result.to_dict(), nes, result.account, result.repaired, as_json)
+            return
         with open_nes_site(ctx.obj.sim_dir) as site:
             nes = site.server(ctx.obj.nes)
             result = reenroll(band, nes, user, password, reporter(as_json), label=label,
@@ -101,24 +106,26 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
             _finish(result.to_dict(), nes, result.account, result.repaired, as_json)
 
     @fido2_app.command("create-key")
-    def create_key_cmd(ctx: typer.Context, user: User,
+    def create_key_cmd(ctx: typer.Context, user: User, password: Password,
                        rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
                        as_json: Json = False) -> None:
         """Create the user's FIDO2 security key on the band and record it in the NES."""
         band = simulated(flow_band(ctx))
         with open_nes(ctx) as nes:
-            result = create_key(band, nes, user, rp, reporter(as_json))
+            account = sign_in(nes, user, password)
+            result = create_key(band, nes, account, rp, reporter(as_json))
         emit_json(result.to_dict()) if as_json else console.print(
             f"[green]Security key for {rp} created on {band.serial}.[/]")
 
     @fido2_app.command("verify")
-    def verify_cmd(ctx: typer.Context, user: User,
+    def verify_cmd(ctx: typer.Context, user: User, password: Password,
                    rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
                    as_json: Json = False) -> None:
         """Sign in to the relying party with the user's key on the band."""
         band = simulated(flow_band(ctx))
         with open_nes(ctx) as nes:
-            result = verify_key(band, nes, user, rp, reporter(as_json))
+            account = sign_in(nes, user, password)
+            result = verify_key(band, nes, account, rp, reporter(as_json))
         emit_json(result.to_dict()) if as_json else console.print(
             f"[green]Signed in to {rp}[/] (signature counter {result.sign_count}).")
 

@@ -8,6 +8,7 @@ fleet directory), ``enrollment`` / ``registration`` in the IT/OT layout, or a da
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nymi_device.errors import InvalidInputError
+from hosttools.remote_nes import RemoteNes
 from simulator.cli_common import emit_json
 from simulator.fleet import default_sim_dir
 from simulator.nes import ADMIN_GROUP, Nes, Site, open_site
@@ -44,13 +45,19 @@ def open_nes_site(sim_dir: Path | None) -> Iterator[Site]:
 
 @contextlib.contextmanager
 def open_nes(ctx: typer.Context) -> Iterator[Nes]:
-    """The server ``--nes`` names (see the module docstring)."""
+    """The server ``--nes`` names (see the module docstring), or with ``http(s)://HOST:PORT/NAME``
+    the NES behind that HTTP API (:class:`hosttools.remote_nes.RemoteNes`): the flows sign in as
+    their user; administrator commands sign in with ``NYMI_NES_USER`` / ``NYMI_NES_PASSWORD``
+    (or the URL's ``DOMAIN%5Cuser:password@``)."""
     opts = ctx.obj
     name: str | None = getattr(opts, "nes", None)
+    if name and name.startswith(("http://", "https://")):
+        with RemoteNes.open(name, user=getattr(opts, "nes_user", None),
+                            password=getattr(opts, "nes_password", None),
+                            env=os.environ) as remote:
+            yield remote.as_nes()
+        return
     if name and "://" in name:
-        if name.startswith(("http://", "https://")):
-            raise InvalidInputError("--nes with an http(s) URL is not supported by this command "
-                                    "yet; name the database URL or use the embedded server")
         with Nes.open(name) as nes:
             yield nes
         return
