@@ -43,7 +43,9 @@ class Options:
 
     def band_options(self) -> dict[str, Any]:
         if self.target and self.target.startswith("ble:"):
-            return {"hci": self.hci} if self.hci else {}
+            from hosttools.flows.ble_band import ble_target_options
+
+            return ble_target_options(self.target[4:], self.hci, self.sim_dir)
         return {"sim_dir": self.sim_dir} if self.sim_dir else {}
 
     def require_target(self) -> str:

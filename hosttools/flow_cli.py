@@ -35,6 +35,13 @@ def flow_band(ctx: typer.Context) -> FlowBand:
     scheme, address = parse_target(target)
     if scheme == "sim":
         return SimulatedBand(check_serial(address), opts.sim_dir or default_sim_dir())
+    if scheme == "ble":
+        from hosttools.flows.ble_band import BleManagedBand, served_over_ble
+
+        if address.upper() in {s.address for s in served_over_ble(opts.sim_dir)}:
+            managed = BleManagedBand.open(address, sim_dir=opts.sim_dir, hci=opts.hci)
+            ctx.call_on_close(managed.close)
+            return managed
     return RealBand(address, prompt=lambda text: typer.prompt(
         f"{text} Press Enter when done", default="", show_default=False))
 

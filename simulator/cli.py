@@ -208,6 +208,11 @@ def serve(
     ] = False,
     vpcd: Annotated[bool, typer.Option(
         "--vpcd", help="Make the band a contactless card for pcscd's vpcd reader.")] = False,
+    ble: Annotated[int | None, typer.Option(
+        "--ble", min=0, max=65535, help="Put the band on the air and expose the virtual radio "
+        "as HCI over TCP on this port (0: any free port).")] = None,
+    btsnoop: Annotated[Path | None, typer.Option(
+        "--btsnoop", help="With --ble: write a btsnoop capture of the HCI traffic here.")] = None,
     band: Annotated[str | None, typer.Option(
         "--band", help="Serial of the band to serve (default: the fleet's only band).")] = None,
     tap: Annotated[str | None, typer.Option(
@@ -227,8 +232,10 @@ def serve(
 
     from simulator.serve import FrontEnds, live_band, make_ready, pick_serial, serve_band
 
-    if not (ctaphid_udp or vpcd):
-        raise typer.BadParameter("choose at least one front end (--ctaphid-udp, --vpcd)")
+    if not (ctaphid_udp or vpcd or ble is not None):
+        raise typer.BadParameter("choose at least one front end (--ctaphid-udp, --vpcd, --ble)")
+    if btsnoop is not None and ble is None:
+        raise typer.BadParameter("--btsnoop needs --ble")
     if tap is not None and not vpcd:
         raise typer.BadParameter("--tap needs --vpcd")
     if tap is not None and band is not None and tap != band:
@@ -241,7 +248,8 @@ def serve(
             for step in make_ready(live.band):
                 console.print(f"{serial}: {step}")
         wanted = FrontEnds(ctaphid_udp=(port, peer_port) if ctaphid_udp else None,
-                           vpcd_slot=slot if vpcd else None, tap=tap is not None)
+                           vpcd_slot=slot if vpcd else None, tap=tap is not None,
+                           ble_port=ble, btsnoop=btsnoop)
         asyncio.run(serve_band(live, fleet.band_dir(serial), wanted,
                                lambda text: console.print(text, markup=False)))
 
@@ -258,8 +266,8 @@ def _daemon_only(sim_dir: Path | None, serial: str, as_json: bool, action: str,
     port = daemon_port(fleet.band_dir(serial))
     if port is None:
         raise PhysicalActionError(
-            f"band {serial} is not running: start 'nymi-sim serve --vpcd --band {serial}' "
-            "first (a band on a reader needs a running band)")
+            f"band {serial} is not running: start 'nymi-sim serve --band {serial}' with "
+            "--vpcd or --ble first (this action needs a running band)")
     _report(send_action(port, action, params), as_json)
 
 
@@ -269,6 +277,15 @@ def tap(serial: Serial,
         sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Put a running band on the virtual reader (it stays there until 'untap')."""
     _daemon_only(sim_dir, serial, as_json, "tap", {"slot": slot})
+
+
+@app.command()
+def move(serial: Serial,
+         distance: Annotated[float, typer.Option("--distance", min=0.01, max=100.0,
+                                                 help="Metres from the host's radio.")],
+         sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Move a band served over BLE (its advertisements' RSSI follows the distance)."""
+    _daemon_only(sim_dir, serial, as_json, "move", {"distance": distance})
 
 
 @app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class FrontEnds:
     ctaphid_udp: tuple[int, int] | None = None  # (port to bind, port on 127.0.0.1 to reply to)
     vpcd_slot: int | None = None
     tap: bool = False
+    ble_port: int | None = None  # HCI over TCP on 127.0.0.1 (0: any free port)
+    btsnoop: Path | None = None  # with ble_port: a BTSnoop capture of that HCI traffic
 
 
 @dataclass
@@ -159,6 +162,9 @@ async def serve_band(live: LiveBand, band_dir: Path, wanted: FrontEnds,
             meta["vpcd"] = {"slot": wanted.vpcd_slot, "reader": reader}
             if wanted.tap:
                 await daemon_actions["tap"]({})
+        if wanted.ble_port is not None:
+            meta["ble"] = await _start_ble(live, wanted.ble_port, wanted.btsnoop, stack,
+                                           daemon_actions, say)
         control = ControlServer(live.band, band_dir, extra=extra, meta=meta,
                                 daemon_actions=daemon_actions)
         await control.start()
@@ -197,6 +203,38 @@ async def _start_vpcd(live: LiveBand, slot: int, stack: contextlib.AsyncExitStac
     say(f"the band is a contactless card for vpcd slot {slot} ('{frontend.reader_name}')"
         f"{' (pcscd started)' if pcscd.started else ''}")
     return str(frontend.reader_name)
+
+
+async def _start_ble(live: LiveBand, port: int, btsnoop: Path | None,
+                     stack: contextlib.AsyncExitStack, actions: dict[str, DaemonAction],
+                     say: Callable[[str], None]) -> dict[str, Any]:
+    """The band on a virtual radio with its management service, the radio as HCI over TCP."""
+    from simulator.band.management_ble import management_service_for
+    from simulator.frontends.hci_bridge import serve_ble
+
+    serial = live.band.identity.serial
+    try:
+        server = await serve_ble([live], port, btsnoop, management=management_service_for)
+    except OSError as exc:
+        raise BandUnreachableError(
+            f"cannot serve the virtual radio on TCP 127.0.0.1:{port}: {exc.strerror or exc}",
+            UnreachableReason.TRANSPORT_FAILED) from None
+    stack.push_async_callback(server.close)
+    band_radio = server.band(serial)
+
+    async def move(params: dict[str, Any]) -> dict[str, Any]:
+        meters = params.get("distance")
+        if (not isinstance(meters, int | float) or isinstance(meters, bool)
+                or not math.isfinite(meters) or meters < 0):
+            raise InvalidInputError(f"distance must be a number of metres >= 0, got {meters!r}")
+        band_radio.set_distance(float(meters))
+        return {"distance_m": band_radio.distance_m, "rssi": band_radio.rssi}
+
+    actions["move"] = move
+    say(f"{serial} is on the air as {band_radio.address} ({band_radio.local_name}); "
+        f"the radio is HCI over TCP at {server.moniker}"
+        + (f", captured to {btsnoop}" if btsnoop is not None else ""))
+    return {"port": server.port, "moniker": server.moniker, "address": band_radio.address}
 
 
 async def _untap_quietly(frontend: Any) -> None:

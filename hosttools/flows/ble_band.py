@@ -38,12 +38,14 @@ from simulator.fixtures import Fixture, load_fixture
 from simulator.fleet import Fleet, default_sim_dir
 
 __all__ = [
+    "STEPS",
     "BleManagedBand",
     "Control",
     "ServedBle",
     "ble_target_options",
     "daemon_control",
     "served_over_ble",
+    "step_report",
 ]
 
 T = TypeVar("T")
@@ -181,7 +183,7 @@ STEPS: dict[str, _Step] = {
 }
 
 
-def report(status: BandStatus, events: list[BandEvent]) -> dict[str, Any]:
+def step_report(status: BandStatus, events: list[BandEvent]) -> dict[str, Any]:
     """A step's report in the control API's shape (``simulator.fleet.describe``)."""
     return {
         "serial": status.serial,
@@ -289,14 +291,14 @@ class BleManagedBand:
         logged = await client.full_event_log(mark)
         status = await client.status()
         self.pushed.extend(client.pending_events())
-        return {**report(status, [item.event for item in logged]), **extra}
+        return {**step_report(status, [item.event for item in logged]), **extra}
 
     # -- FlowBand ------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
         """The band's status over the protocol; the setup code as its screen shows it."""
         status = self._run(self._state())
-        state = report(status, [])
+        state = step_report(status, [])
         if status.screen == screens.SETUP_CODE:
             # The person reads the code off the band's screen: the protocol never carries it.
             state["setup_code"] = self._control("status", {}).get("setup_code")

@@ -6,9 +6,10 @@ stack (BlueZ on Linux); with ``hci="tcp-client:127.0.0.1:PORT"`` (the simulator'
 backend (:mod:`nymi_device.transport.bumble_backend`). The code above is the same either way.
 
 * :class:`BleBandBackend` (``ble:ADDRESS``): identity from Device Information (0x180A), the
-  battery level (0x180F) and the band's advertisement. Status and event logs travel over the band
-  management protocol; over standard BLE alone they are not available, and the backend says so
-  (:class:`~nymi_device.errors.BandUnreachableError` with reason ``UNSUPPORTED``).
+  battery level (0x180F) and the band's advertisement. Status, the event log and live events go
+  over the band management protocol (:mod:`.ble_management`, docs/protocol.md) in a secure
+  session with a band whose certificate chains to the CA the host trusts; without the service
+  (a real band) they raise :class:`~nymi_device.errors.BandUnreachableError` (``UNSUPPORTED``).
 * :class:`CtapBleDevice`: a python-fido2 ``CtapDevice`` over the FIDO service (CTAP 2.1 §11.4),
   so ``Ctap2``, ``ClientPin``, ``CredentialManagement`` and ``Fido2Client`` run unchanged::
 
@@ -46,6 +47,7 @@ from nymi_device.errors import BandUnreachableError, InvalidTargetError, Unreach
 from nymi_device.protocol import TRAFFIC
 from nymi_device.protocol import fido_ble as fb
 from nymi_device.protocol.model import BandEvent, BandInfo, BandStatus
+from nymi_device.transport import ble_management as bm
 from nymi_device.transport.bumble_backend import (
     HCI_ENV,
     BleakClientBumble,
@@ -184,10 +186,12 @@ async def find_band(address: str, *, hci: HciSpec | None = None,
 
 
 async def connect_band(sighting: BandSighting | str, *, hci: HciSpec | None = None,
-                       timeout: float = DEFAULT_TIMEOUT, pair: bool = False) -> BleakClient:
+                       timeout: float = DEFAULT_TIMEOUT, pair: bool = False,
+                       disconnected_callback: Callable[[BleakClient], None] | None = None,
+                       ) -> BleakClient:
     """A connected (and, with ``pair``, paired) ``BleakClient`` on the right backend."""
     target = sighting.device if isinstance(sighting, BandSighting) else sighting
-    client = BleakClient(target, timeout=timeout, **_client_kwargs(hci))
+    client = BleakClient(target, disconnected_callback, timeout=timeout, **_client_kwargs(hci))
     try:
         await client.connect()
         if pair:
@@ -205,28 +209,32 @@ class BleBandBackend(BandBackend):
     """A band reached over BLE with bleak (BlueZ, or a Bumble host on ``hci``).
 
     Options: ``hci`` (a Bumble transport moniker), ``timeout`` (seconds), ``pair`` (pair on
-    connect; by default pairing happens when the band first asks for it).
+    connect; by default pairing happens when the band first asks for it), ``trusted_ca`` (the CA
+    vouching for band identities: PEM path or certificate; default ``$NYMI_TRUSTED_CA``).
     """
 
     scheme = "ble"
 
     def __init__(self, address: str, *, hci: HciSpec | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, pair: bool = False) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, pair: bool = False,
+                 trusted_ca: bm.TrustedCa | None = None) -> None:
         self.address = address.upper()
         self.hci = _hci(hci)
         self.timeout = timeout
         self.pair = pair
+        self.trusted_ca = trusted_ca
         self.client: BleakClient | None = None
         self.sighting: BandSighting | None = None
+        self._management: bm.BleManagement | None = None
 
     @classmethod
     def from_address(cls, address: str, options: Mapping[str, Any]) -> BleBandBackend:
-        unknown = set(options) - {"hci", "timeout", "pair"}
+        unknown = set(options) - {"hci", "timeout", "pair", "trusted_ca"}
         if unknown:
             raise InvalidTargetError(f"unknown ble option(s): {', '.join(sorted(unknown))}")
         return cls(address, hci=options.get("hci"),
                    timeout=float(options.get("timeout", DEFAULT_TIMEOUT)),
-                   pair=bool(options.get("pair", False)))
+                   pair=bool(options.get("pair", False)), trusted_ca=options.get("trusted_ca"))
 
     @property
     def backend_id(self) -> str:
@@ -239,9 +247,18 @@ class BleBandBackend(BandBackend):
             return
         self.sighting = await find_band(self.address, hci=self.hci, timeout=self.timeout)
         self.client = await connect_band(self.sighting, hci=self.hci, timeout=self.timeout,
-                                         pair=self.pair)
+                                         pair=self.pair,
+                                         disconnected_callback=self._on_disconnected)
+
+    def _on_disconnected(self, _client: BleakClient) -> None:
+        if self._management is not None:
+            self._management.disconnected()
 
     async def close(self) -> None:
+        management, self._management = self._management, None
+        if management is not None and self.client is not None:
+            with contextlib.suppress(Exception):
+                await management.aclose()
         client, self.client = self.client, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -302,15 +319,28 @@ class BleBandBackend(BandBackend):
             "connection does not carry (standard BLE gives identity, battery and presence only)",
             UnreachableReason.UNSUPPORTED)
 
+    async def management(self, what: str = "band management") -> bm.BleManagement:
+        """The band management protocol on this connection, with its secure session open."""
+        client = self._client()
+        if self._management is None:
+            if not bm.offers_management(client):
+                raise self._needs_management(what)
+            trusted_ca = bm.resolve_trusted_ca(self.trusted_ca)
+            if trusted_ca is None:
+                raise bm.no_trusted_ca(self.address)
+            self._management = bm.BleManagement(client, trusted_ca, timeout=self.timeout)
+        await self._management.session()
+        return self._management
+
     async def status(self) -> BandStatus:
-        raise self._needs_management("the band's status")
+        return await (await self.management("the band's status")).client.status()
 
     async def recent_events(self, last: int = 20) -> list[BandEvent]:
-        raise self._needs_management("the band's event log")
+        return await (await self.management("the band's event log")).recent_events(last)
 
     async def events(self) -> AsyncIterator[BandEvent]:
-        raise self._needs_management("the band's live events")
-        yield  # pragma: no cover - makes this an async generator
+        async for event in (await self.management("the band's live events")).events():
+            yield event
 
 
 # --- FIDO over BLE ----------------------------------------------------------------------------
@@ -404,7 +434,11 @@ class CtapBleDevice(CtapDevice):
     @classmethod
     async def open(cls, client: BleakClient, *, timeout: float = DEFAULT_TIMEOUT,
                    owner: _LoopThread | None = None) -> CtapBleDevice:
-        """Set up FIDO over an already connected client (pairs first if needed)."""
+        """Set up FIDO over an already connected client.
+
+        The service's characteristics require encryption; an unpaired link is paired by the
+        first read (BlueZ and our Bumble backend both pair when the band asks).
+        """
         services = client.services
         control_point = services.get_characteristic(fb.FIDO_CONTROL_POINT)
         if services.get_service(fb.FIDO_SERVICE) is None or control_point is None:

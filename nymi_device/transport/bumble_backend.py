@@ -119,6 +119,7 @@ class BumbleHost:
         self._owns_transport = isinstance(hci_spec, str)
         self.device: Device | None = None
         self.lost = False
+        self._closing = False
         self.seen: dict[str, BumbleDeviceDetails] = {}
         self._listeners: list[Callable[[Advertisement], None]] = []
         self._scanners = 0
@@ -177,7 +178,9 @@ class BumbleHost:
         self.device = device
 
     def _on_lost(self) -> None:
-        logger.warning("HCI transport %s lost", self.name)
+        # Our own close ends the transport too: only an unexpected loss is worth a warning.
+        log = logger.debug if self._closing else logger.warning
+        log("HCI transport %s lost", self.name)
         self.lost = True
         if self.device is not None:
             for connection in list(self.device.connections.values()):
@@ -195,6 +198,7 @@ class BumbleHost:
         await self._close_transport()
 
     async def _close_transport(self) -> None:
+        self._closing = True
         transport, self._transport = self._transport, None
         if transport is None:
             return

@@ -170,6 +170,21 @@ class ManagementLink:
 
         self._loop.call_soon_threadsafe(send)
 
+    def push_from(self, take: Callable[[], Sequence[bytes]]) -> None:
+        """Collect fragments with ``take`` and notify them, in one step on the event loop.
+
+        Safe to call from any thread. ``take`` runs on the loop, in the same callback that
+        notifies what it returns, so nothing the handler sends in between (a response to a
+        write) can overtake those fragments: the order the handler hands fragments out is the
+        order they go on the air (docs/protocol.md §3.1).
+        """
+
+        def send() -> None:
+            for frame in take():
+                notify(self._device, self._connection, self._characteristic, frame)
+
+        self._loop.call_soon_threadsafe(send)
+
 
 @dataclass(frozen=True)
 class ManagementService:

@@ -46,10 +46,9 @@ from nymi_device.transport.bumble_backend import (
     host_pairing_config,
 )
 from simulator.band.band import EmulatedBand
-from simulator.band.management_server import ManagementServer
+from simulator.band.management_ble import management_service_for
 from simulator.fleet import Fleet
 from simulator.frontends.ble import BandRadio, VirtualRadio
-from simulator.frontends.ble_gatt import ManagementLink, ManagementService
 from simulator.serve import LiveBand, live_band, make_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -60,18 +59,6 @@ USER = PublicKeyCredentialUserEntity(id=b"user-0001", name="ada", display_name="
 ORIGIN = "https://example.com"
 ROOT_CA = Path(__file__).resolve().parents[2] / "firmware_fixtures" / "attestation" / (
     "band-identity-root-ca.pem")
-
-
-def management_for(band: EmulatedBand) -> ManagementService:
-    """The band management protocol's server, one per connection, in the BLE slot."""
-
-    def open_server(link: ManagementLink) -> ManagementServer:
-        server: ManagementServer
-        server = ManagementServer.for_band(
-            band, mtu=link.att_mtu, on_pending=lambda: link.push(server.take_pending()))
-        return server
-
-    return ManagementService(mgmt.SERVICE_UUID, mgmt.REQUEST_UUID, mgmt.NOTIFY_UUID, open_server)
 
 
 @dataclass
@@ -101,7 +88,7 @@ def _bands(tmp: Path) -> Iterator[tuple[LiveBand, EmulatedBand]]:
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     with _bands(tmp_path_factory.mktemp("ble")) as (live, plain):
         radio = VirtualRadio()
-        management = management_for(plain)
+        management = management_service_for(plain)
         ref_radio = BandRadio(radio, live.band, authenticator=live.authenticator,
                               distance_m=0.5, advertising_interval_ms=20)
         plain_radio = BandRadio(radio, plain, management=management, distance_m=1.0,
