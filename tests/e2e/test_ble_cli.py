@@ -38,3 +38,50 @@ def test_info_status_and_enrollment_over_ble_from_another_process(tmp_path: Path
         moved = served.sim("move", "AAAH-00125", "--distance", "0.05", "--json")
         assert moved.returncode == 0 and json.loads(moved.stdout)["rssi"] == -14
         assert "Traceback" not in enrolled.stderr + moved.stderr
+
+
+def test_fido2_over_ble_and_delete_user_data_against_the_daemon(tmp_path: Path) -> None:
+    from fido2.client import DefaultClientDataCollector, Fido2Client
+    from fido2.server import Fido2Server
+    from fido2.webauthn import (
+        PublicKeyCredentialRpEntity,
+        PublicKeyCredentialUserEntity,
+        UserVerificationRequirement,
+    )
+
+    from nymi_device.fido import open_ctap_device
+    from simulator.serve import make_ready
+
+    fleet = Fleet(tmp_path / "fleet")
+    fleet.add_band("ctap21-reference", "REFB-00001")
+    with fleet.open_band("REFB-00001") as band:
+        make_ready(band)
+    with serve(fleet.root, "REFB-00001", "--ble", "0", "--auto-presence") as served:
+        meta = json.loads((fleet.root / "bands" / "REFB-00001" / CONTROL_FILE).read_text())
+        address, moniker = meta["ble"]["address"], meta["ble"]["moniker"]
+        info = json.loads(_band(fleet.root, "-t", f"ble:{address}", "--hci", moniker,
+                                "fido2", "info", "--json").stdout)
+        assert "FIDO_2_1" in info["versions"]
+        # python-fido2's own client and server over CtapBleDevice, to the other process.
+        device = open_ctap_device(f"ble:{address}", hci=moniker, timeout=20)
+        try:
+            server = Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
+            client = Fido2Client(device, DefaultClientDataCollector("https://example.com"))
+            options, state = server.register_begin(
+                PublicKeyCredentialUserEntity(id=b"u1", name="tw-user2"),
+                user_verification=UserVerificationRequirement.DISCOURAGED)
+            auth_data = server.register_complete(state, client.make_credential(
+                options.public_key))
+            options, state = server.authenticate_begin(
+                [auth_data.credential_data],
+                user_verification=UserVerificationRequirement.DISCOURAGED)
+            response = client.get_assertion(options.public_key).get_response(0)
+            server.authenticate_complete(state, [auth_data.credential_data], response)
+        finally:
+            device.close()
+        # Delete User Data over BLE: physical steps through the daemon, state over the protocol.
+        assert served.sim("remove", "REFB-00001").returncode == 0
+        assert served.sim("charge", "REFB-00001").returncode == 0
+        wiped = _band(fleet.root, "-t", f"ble:{address}", "delete-user-data", "--json")
+        assert wiped.returncode == 0, wiped.stderr
+        assert json.loads(wiped.stdout)["screens"] == ["Delete User Data", "USER DATA DELETED"]
