@@ -25,6 +25,10 @@ def test_info_status_and_enrollment_over_ble_from_another_process(tmp_path: Path
     with serve(fleet.root, "AAAH-00125", "--ble", "0") as served:
         meta = json.loads((fleet.root / "bands" / "AAAH-00125" / CONTROL_FILE).read_text())
         target = f"ble:{meta['ble']['address']}"
+        scanned = json.loads(_band(fleet.root, "--hci", meta["ble"]["moniker"], "scan",
+                                   "--seconds", "1", "--json").stdout)
+        assert [(b["serial"], b["address"]) for b in scanned] == [
+            ("AAAH-00125", meta["ble"]["address"])]
         info = json.loads(_band(fleet.root, "-t", target, "info", "--json").stdout)
         assert info["serial"] == "AAAH-00125" and info["model"] == "Nymi Band 3.0"
         status = json.loads(_band(fleet.root, "-t", target, "status", "--json").stdout)
