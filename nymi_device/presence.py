@@ -15,7 +15,9 @@ without advertisements (timers fire then)::
   sensitive.
 * ``rssi_tap_threshold`` (default -42 dBm): 0 or negative; 0 disables taps; more negative = the
   band must be held closer.
-* ``rssi_window_long`` (default 50 samples): the window of the proximity trend Lock Control uses.
+* ``rssi_window_long`` (default 50 samples; the newest article lists it as "Bluegiga: 50", so
+  another adapter type may default differently): the window of the proximity trend Lock Control
+  uses.
 * Lock Control (policy; off by default): "Lock When Away" locks when an authenticated band is
   removed, or when the band is out of close proximity for at least 30 s, after a 10 s countdown;
   "Unlock When Present" unlocks when the band is in close proximity (when off, Enter or Space
