@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -119,6 +120,12 @@ class Result:
     def healthy(self) -> bool:
         """Every band heard, at >= 90 % of its advertising rate."""
         return self.seen == 1.0 and self.received_mean >= KNEE_FRACTION * self.nominal
+
+    @property
+    def scan_started(self) -> bool:
+        """The scan's HCI start-up finished before the window (false when the simulator's
+        saturated loop held its commands back: nothing to say about the scan then)."""
+        return self.first_report_s <= WARM_UP_S
 
     def scan_kept_up(self) -> bool:
         """Every band on the air heard, >= 90 % of what the radio offered received."""
@@ -312,8 +319,17 @@ async def main(counts: list[int], seconds: float, interval_ms: float, modes: lis
         if results:
             print(f"{mode}, bands and scan together: "
                   f"{knee(results, Result.healthy, 'all heard at >= 90 % of their rate')}")
-            print(f"{mode}, the scan alone: "
-                  f"{knee(results, Result.scan_kept_up, '>= 90 % of what was on air heard')}")
+            started = [r for r in results if r.scan_started]
+            if started:
+                print(f"{mode}, the scan alone: "
+                      f"{knee(started, Result.scan_kept_up, '>= 90 % of what was on air heard')}")
+            for r in results:
+                if not r.scan_started:
+                    first = ("none at all" if math.isnan(r.first_report_s)
+                             else f"the first at {r.first_report_s:.2f} s")
+                    print(f"{mode}, {r.bands} bands: no report before the window opened "
+                          f"({first}): the scan's start-up waited behind the simulator, which "
+                          "says nothing about the scan")
     tcp = [r for r in by_mode.get("tcp", []) if r.reports]
     if tcp:
         per_report = statistics.median(r.scan_cpu_s / r.reports for r in tcp)

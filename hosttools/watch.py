@@ -289,11 +289,18 @@ async def _listen(seconds: float, hci: str | None,
 async def _run_live(work: Coroutine[Any, Any, None], render: Callable[[], RenderableType],
                     console: Console | None,
                     on_refresh: Callable[[], object] | None = None) -> None:
-    """Run ``work``; every refresh, call ``on_refresh`` and redraw (when ``console`` is given)."""
+    """Run ``work``; every refresh, call ``on_refresh`` and redraw (when ``console`` is given).
+
+    The table appears after the first refresh, so a radio that cannot be opened gives its
+    one-line error without an empty table before it.
+    """
     task = asyncio.ensure_future(work)
-    live = (Live(render(), console=console, refresh_per_second=1 / _REFRESH_S)
-            if console is not None else None)
     try:
+        await asyncio.wait({task}, timeout=_REFRESH_S)
+        if task.done() and task.exception() is not None:
+            task.result()
+        live = (Live(render(), console=console, refresh_per_second=1 / _REFRESH_S)
+                if console is not None else None)
         with live if live is not None else contextlib.nullcontext():
             while not task.done():
                 await asyncio.wait({task}, timeout=_REFRESH_S)

@@ -11,8 +11,9 @@ of its advertisements as 100 ms of time (the simulated band's default advertisin
 a controlled clock, ``samples x 0.1 s``, about 10x faster than the wall clock, and the same for
 every run. The band is moved (``set_distance``) after a scripted number of its advertisements,
 so each position lasts an exact number of samples. Reports already on their way when the band
-moved still carry the old distance's RSSI; they are not samples of the new position and are
-dropped (and counted: a few per move at most).
+moved would still carry the old distance's RSSI; they are not samples of the new position and
+would be dropped and counted (one per move at most is allowed; in-process none arrive, since the
+move happens in the scan's own callback before the next report is formed).
 
 **The command-line tests** run in wall time against ``serve_ble`` (HCI over TCP, another
 thread), with short windows, moving a band while ``watch`` runs.
@@ -357,9 +358,10 @@ def test_watch_and_scan_refuse_bad_input_with_one_line(served: Served, run: Run,
     code, _out, err = run(["watch", "--nbe-config", str(tmp_path / "missing.toml")])
     assert code == 2 and err.startswith("error: cannot read ") and err.count("\n") == 1
     with socket_closed() as port:
-        code, _out, err = run(["--hci", f"tcp-client:127.0.0.1:{port}", "scan", "--seconds",
-                               "0.2"])
+        code, out, err = run(["--hci", f"tcp-client:127.0.0.1:{port}", "scan", "--seconds",
+                              "0.2"])
     assert code == 1 and err.startswith("error: scan: cannot open HCI transport")
+    assert out == ""  # no empty table before the error
     assert err.count("\n") == 1
 
 
