@@ -8,6 +8,7 @@ serializes them on ``BEGIN IMMEDIATE``, PostgreSQL on a transaction-level adviso
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 
 from alembic import command
@@ -15,6 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 _ADVISORY_LOCK = 0x4E4553  # "NES"
@@ -37,12 +39,25 @@ def current_revisions(engine: Engine) -> frozenset[str]:
         return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
-def upgrade(engine: Engine) -> bool:
+def upgrade(engine: Engine, *, attempts: int = 20) -> bool:
     """Migrate the database behind ``engine`` (:attr:`Database.migration_engine`) to the newest
     revision.
 
-    Returns True when revisions were applied.
+    Returns True when revisions were applied. SQLite cannot upgrade a reader's lock to a writer's
+    while another connection migrates ("database is locked", which its busy timeout does not
+    cover); the migration is idempotent, so it is simply tried again.
     """
+    for attempt in range(1, attempts + 1):
+        try:
+            return _upgrade_once(engine)
+        except OperationalError as exc:
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc) or attempt == attempts:
+                raise
+            time.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _upgrade_once(engine: Engine) -> bool:
     with engine.connect() as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
