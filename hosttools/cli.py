@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from hosttools.nfc_cli import nfc_app
 from hosttools.watch import register_ble_commands
 from nymi_device.band import Band
 from simulator.cli_common import emit_json, run_app
+
+if TYPE_CHECKING:
+    from hosttools.site import OperatorChoice
 
 app = typer.Typer(
     help="Talk to Nymi bands: identity, status, management and FIDO2.",
@@ -37,15 +40,19 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 class Options:
     def __init__(self, target: str | None, sim_dir: Path | None, nes: str | None = None,
-                 hci: str | None = None) -> None:
+                 hci: str | None = None, operator: OperatorChoice = "auto",
+                 fido2: str | None = None, step_timeout: float | None = None) -> None:
         self.target = target
         self.sim_dir = sim_dir
         self.nes = nes
         self.hci = hci
+        self.operator: OperatorChoice = operator
+        self.fido2 = fido2
+        self.step_timeout = step_timeout
 
     def band_options(self) -> dict[str, Any]:
         if self.target and self.target.startswith("ble:"):
-            from hosttools.flows.ble_band import ble_target_options
+            from hosttools.site import ble_target_options
 
             return ble_target_options(self.target[4:], self.hci, self.sim_dir)
         return {"sim_dir": self.sim_dir} if self.sim_dir else {}
@@ -75,8 +82,24 @@ def main_options(
         help="The Bluetooth radio for ble: targets, as a Bumble transport moniker "
         "(tcp-client:127.0.0.1:PORT for the simulator, usb:0 for a dongle); default: the OS "
         "stack.")] = None,
+    operator: Annotated[str, typer.Option(
+        "--operator", envvar="NYMI_OPERATOR",
+        help="Who does the physical steps of a flow: 'sim' (the simulator's control API), "
+        "'console' (a person, prompted on stderr; the band's events confirm each step), or "
+        "'auto' (sim for simulated bands, console for real ones).")] = "auto",
+    fido2: Annotated[str | None, typer.Option(
+        "--fido2", envvar="NYMI_FIDO2",
+        help="Where a real band's FIDO2 authenticator is reached for the flows "
+        "(e.g. pcsc: for the first reader holding it).")] = None,
+    step_timeout: Annotated[float | None, typer.Option(
+        "--step-timeout", min=0.1, max=3600, envvar="NYMI_STEP_TIMEOUT",
+        help="Seconds a person has for each physical step before the flow fails "
+        "(console operator; default 120).")] = None,
 ) -> None:
-    ctx.obj = Options(target, sim_dir, nes, hci)
+    if operator not in ("auto", "sim", "console"):
+        raise typer.BadParameter(f"--operator is auto, sim or console, not {operator!r}")
+    ctx.obj = Options(target, sim_dir, nes, hci, cast("OperatorChoice", operator), fido2,
+                      step_timeout)
 
 
 def _table(title: str, rows: dict[str, Any]) -> Table:

@@ -1,23 +1,25 @@
 """``nymi-band demo``: the documented self-service re-enrollment, played on a simulated site.
 
-DOMAIN.md 3.4: user tw-user2, enrolled to band AAAH-00125, performs a self-service enrollment to
-band ACAK-00056, which belonged to another user, and re-creates the FIDO2 security key on it.
+The vendor's documented example: user tw-user2, enrolled to band AAAH-00125, performs a
+self-service enrollment to band ACAK-00056, which belonged to another user, and re-creates the
+FIDO2 security key on it.
 Afterwards User Properties lists AAAH-00125 as not active but primary and ACAK-00056 as active.
 The site stays in the fleet directory, so ``nymi-band nes user show tw-user2`` shows the outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from hosttools.flows.bands import SimulatedBand
 from hosttools.flows.enroll import enroll, reenroll
 from hosttools.flows.fido2_keys import create_key, verify_key
 from hosttools.nes_cli import print_user_properties, user_properties
+from hosttools.site import open_flow_band
 from nymi_device.errors import InvalidInputError
 from simulator.cli_common import emit_json
 from simulator.fleet import Fleet, default_sim_dir
@@ -66,7 +68,7 @@ def run_demo(sim_dir: Path | None, *, as_json: bool = False) -> dict[str, Any]:
     for serial, fixture in BANDS.items():
         fleet.add_band(fixture, serial)
         report(f"Band {serial} ({fixture}) created", {})
-    with open_site(root) as site:
+    with open_site(root) as site, contextlib.ExitStack() as stack:
         nes = site.server()
         for account, (first_name, last_name) in USERS.items():
             site.directory.add_user(account, PASSWORD, first_name=first_name,
@@ -79,8 +81,8 @@ def run_demo(sim_dir: Path | None, *, as_json: bool = False) -> dict[str, Any]:
         report(f"Policy '{DEFAULT_GROUP_POLICY}': self-service re-enrollment of own and any "
                "active band allowed", {})
 
-        first = SimulatedBand("AAAH-00125", root)
-        second = SimulatedBand("ACAK-00056", root)
+        first = stack.enter_context(open_flow_band("sim:AAAH-00125", sim_dir=root))
+        second = stack.enter_context(open_flow_band("sim:ACAK-00056", sim_dir=root))
         say("tw-user2 enrolls band AAAH-00125 and creates a FIDO2 security key")
         enroll(first, nes, "tw-user2", PASSWORD, report)
         create_key(first, nes, "tw-user2", RP_ID, report)

@@ -1,8 +1,10 @@
 """The flow commands of ``nymi-band``: delete-user-data, enroll, register, reenroll, fido2 keys.
 
-Each prints its steps as they happen (or, with ``--json``, the result at the end). On simulated
-bands the physical steps are performed through the control API; on real bands they are prompted,
-and the steps that need the vendor's enrollment channel say so and stop.
+Each prints its steps as they happen (or, with ``--json``, the result at the end). The physical
+steps go through an operator: on simulated bands the simulator's control API, on real bands a
+person prompted on stderr; each counts only once the band's own events (or, where a band has
+none, the person typing what it shows) confirm it. Steps that need the vendor's enrollment
+channel say so and stop.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from hosttools.flows.bands import FlowBand, RealBand, SimulatedBand
+from hosttools.flows.bands import FlowBand
 from hosttools.flows.delete_user_data import delete_user_data
 from hosttools.flows.enroll import enroll, reenroll, register, sign_in
 from hosttools.flows.fido2_keys import create_key, verify_key
 from hosttools.nes_cli import open_nes, open_nes_site, print_user_properties, user_properties
-from nymi_device.backend import parse_target
+from hosttools.site import open_flow_band
 from nymi_device.errors import InvalidInputError
 from simulator.cli_common import emit_json
-from simulator.fleet import check_serial, default_sim_dir
 
 console = Console(highlight=False)
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -30,26 +31,11 @@ Password = Annotated[str, typer.Option(prompt=True, hide_input=True, envvar="NYM
 
 
 def flow_band(ctx: typer.Context) -> FlowBand:
+    """The band ``--target`` names, opened once for the command, with its operator."""
     opts = ctx.obj
-    target = opts.require_target()
-    scheme, address = parse_target(target)
-    if scheme == "sim":
-        return SimulatedBand(check_serial(address), opts.sim_dir or default_sim_dir())
-    if scheme == "ble":
-        from hosttools.flows.ble_band import BleManagedBand, served_over_ble
-
-        if address.upper() in {s.address for s in served_over_ble(opts.sim_dir)}:
-            managed = BleManagedBand.open(address, sim_dir=opts.sim_dir, hci=opts.hci)
-            ctx.call_on_close(managed.close)
-            return managed
-    return RealBand(address, prompt=lambda text: typer.prompt(
-        f"{text} Press Enter when done", default="", show_default=False))
-
-
-def simulated(band: FlowBand) -> SimulatedBand:
-    if not isinstance(band, SimulatedBand):
-        raise InvalidInputError("FIDO2 key flows run against sim: targets here; for a real band "
-                                "use 'nymi-band fido2' with a pcsc: target")
+    band = open_flow_band(opts.require_target(), sim_dir=opts.sim_dir, hci=opts.hci,
+                          operator=opts.operator, fido2=opts.fido2, timeout=opts.step_timeout)
+    ctx.call_on_close(band.close)
     return band
 
 
@@ -117,7 +103,7 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                        rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
                        as_json: Json = False) -> None:
         """Create the user's FIDO2 security key on the band and record it in the NES."""
-        band = simulated(flow_band(ctx))
+        band = flow_band(ctx)
         with open_nes(ctx) as nes:
             account = sign_in(nes, user, password)
             result = create_key(band, nes, account, rp, reporter(as_json))
@@ -129,7 +115,7 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                    rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
                    as_json: Json = False) -> None:
         """Sign in to the relying party with the user's key on the band."""
-        band = simulated(flow_band(ctx))
+        band = flow_band(ctx)
         with open_nes(ctx) as nes:
             account = sign_in(nes, user, password)
             result = verify_key(band, nes, account, rp, reporter(as_json))

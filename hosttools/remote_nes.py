@@ -44,8 +44,8 @@ from hosttools.nes_http import (
     NesHttp,
     NesServerError,
 )
+from nymi_device.protocol.nes import BandFacts
 from simulator.nes.directory import DirectoryUser
-from simulator.nes.enrollment import BandFacts
 from simulator.nes.errors import NesInvalidInput, NotFound
 from simulator.nes.models import EamState, PolicyKind
 from simulator.nes.policy import PolicyOverrides, PolicySettings, effective

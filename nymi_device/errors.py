@@ -35,6 +35,22 @@ class PhysicalActionError(BandError, RuntimeError):
     """A physical action is impossible in the band's present state (a button on a dead band)."""
 
 
+class FeatureUnavailableError(BandError, NotImplementedError):
+    """This band, reached this way, cannot do what was asked (the message says why and what
+    can): e.g. the enrollment channel of a real band reached over standard BLE."""
+
+
+class StepNotConfirmedError(BandError, TimeoutError):
+    """A physical step was asked for and the band never confirmed it happened.
+
+    :ivar step: the step's name, as the flow reports it.
+    """
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
 class StorageError(BandError, OSError):
     """The band's durable storage could not be read or written."""
 

@@ -10,10 +10,10 @@ transport::
 
 Supported schemes:
 
-``udp:HOST:PORT``
+``udp:HOST:PORT[/REPLYPORT]``
     CTAPHID over UDP (the simulated band's ``--ctaphid-udp`` front end, or any FIDO2 simulator
-    with the same contract). Reports come back to local UDP port 7112 unless ``local_port`` says
-    otherwise.
+    with the same contract). Reports come back to local UDP port ``REPLYPORT`` (default 7112, or
+    option ``local_port``).
 
 ``pcsc:READER``
     CTAP over NFC through any PC/SC reader (python-fido2's ``fido2.pcsc.CtapPcscDevice``,
@@ -51,17 +51,20 @@ from nymi_device.transport.udp_hid import (
 __all__ = ["get_uv_token", "open_ctap_device", "parse_udp_address", "supported_schemes"]
 
 
-def parse_udp_address(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` → (host, port).
+def parse_udp_address(address: str) -> tuple[str, int, int | None]:
+    """``HOST:PORT[/REPLYPORT]`` → (host, port, reply port or ``None``).
 
-    :raises InvalidTargetError: if the port is missing or not a number in 1..65535.
+    :raises InvalidTargetError: if a port is missing or not a number in 1..65535.
     """
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    rest, slash, reply_text = address.partition("/")
+    host, sep, port_text = rest.rpartition(":")
+    ports = [port_text] + ([reply_text] if slash else [])
+    if not sep or not host or not all(p.isdigit() and 0 < int(p) < 65536 for p in ports):
         raise InvalidTargetError(
-            f"udp target {address!r} is not of the form HOST:PORT (e.g. udp:127.0.0.1:8111)"
+            f"udp target {address!r} is not of the form HOST:PORT[/REPLYPORT] "
+            "(e.g. udp:127.0.0.1:8111, or udp:127.0.0.1:46211/46212 to be answered on 46212)"
         )
-    return host, int(port_text)
+    return host, int(port_text), int(reply_text) if slash else None
 
 
 def _open_pcsc(address: str, **options: Any) -> CtapDevice:
@@ -91,8 +94,8 @@ def _open_udp(
 ) -> CtapDevice:
     if unknown:
         raise InvalidTargetError(f"unknown udp option(s): {', '.join(sorted(unknown))}")
-    host, port = parse_udp_address(address)
-    return open_udp_hid_device(host, port, local_port=local_port, timeout=timeout)
+    host, port, reply = parse_udp_address(address)
+    return open_udp_hid_device(host, port, local_port=reply or local_port, timeout=timeout)
 
 
 #: scheme → opener(address, **options). Each opener imports its transport's optional dependencies

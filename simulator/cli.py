@@ -230,7 +230,8 @@ def serve(
     """Keep a band running and serve it to other processes until stopped (Ctrl-C)."""
     import asyncio
 
-    from simulator.serve import FrontEnds, live_band, make_ready, pick_serial, serve_band
+    from simulator.band.band import EmulatedBand
+    from simulator.serve import FrontEnds, make_ready, pick_serial, running_band, serve_band
 
     if not (ctaphid_udp or vpcd or ble is not None):
         raise typer.BadParameter("choose at least one front end (--ctaphid-udp, --vpcd, --ble)")
@@ -242,10 +243,11 @@ def serve(
         raise typer.BadParameter("--tap and --band name different bands")
     fleet = _fleet(sim_dir)
     serial = pick_serial(fleet, band or tap)
-    with live_band(fleet, serial, auto_presence=auto_presence) as live:
-        live.band.clock.speed = speed
+    with running_band(fleet, serial, auto_presence=auto_presence) as live:
+        band_of = live if isinstance(live, EmulatedBand) else live.band
+        band_of.clock.speed = speed
         if auto_presence:
-            for step in make_ready(live.band):
+            for step in make_ready(band_of):
                 console.print(f"{serial}: {step}")
         wanted = FrontEnds(ctaphid_udp=(port, peer_port) if ctaphid_udp else None,
                            vpcd_slot=slot if vpcd else None, tap=tap is not None,

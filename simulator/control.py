@@ -92,6 +92,13 @@ def apply_action(band: EmulatedBand, action: str, params: dict[str, Any]) -> dic
     """Apply one action and settle the band; the band's report covers only this action."""
     if action == "info":
         return {"info": band.info().to_dict()}
+    if action == "events":
+        since = params.get("since", 0)
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            raise InvalidInputError(f"since must be an event index >= 0, got {since!r}")
+        with band.lock:
+            return {"events": [e.to_dict() for e in band.events[since:]],
+                    "end": len(band.events)}
     handler = ACTIONS.get(action)
     if handler is None:
         raise InvalidInputError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")

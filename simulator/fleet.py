@@ -119,11 +119,23 @@ class Fleet:
                 band.settle()
                 self._save(path, band)
 
-    def _save(self, path: Path, band: EmulatedBand) -> None:
+    def save_band(self, serial: str, band: EmulatedBand, saved_events: int = 0, *,
+                  durable: bool | None = None) -> int:
+        """Keep an open band's world, and its events after the first ``saved_events`` (those
+        are already in the log); returns how many of its events the log now holds.
+
+        ``durable=False`` skips the fsync: the world is the band's RAM, its flash is the truth
+        (a checkpoint lost to a crash loses only the physical world since the last durable one).
+        """
+        self._save(self.band_dir(serial), band, saved_events, durable=durable)
+        return len(band.events)
+
+    def _save(self, path: Path, band: EmulatedBand, saved_events: int = 0, *,
+              durable: bool | None = None) -> None:
         atomic_write(path / "world.json",
                      json.dumps(band.world(), sort_keys=True).encode() + b"\n",
-                     durable=self.durable)
-        new_events = band.events
+                     durable=self.durable if durable is None else durable)
+        new_events = band.events[saved_events:]
         if new_events:
             with open(path / "events.jsonl", "a", encoding="utf-8") as f:
                 for event in new_events:

@@ -104,6 +104,19 @@ def live_band(fleet: Fleet, serial: str, *, auto_presence: bool) -> Iterator[Liv
         yield LiveBand(band, wearer, authenticator)
 
 
+@contextlib.contextmanager
+def running_band(fleet: Fleet, serial: str, *, auto_presence: bool
+                 ) -> Iterator[LiveBand | EmulatedBand]:
+    """The band with its authenticator (:func:`live_band`) where it has one, else the band
+    alone (a band without FIDO2 still goes on the air)."""
+    if fleet.fixture_of(serial).ctap is None:
+        with fleet.open_band(serial) as band:
+            yield band
+        return
+    with live_band(fleet, serial, auto_presence=auto_presence) as live:
+        yield live
+
+
 async def run_until_stopped(band: EmulatedBand, announce: Callable[[], None]) -> None:
     """Advance band time with wall time until SIGINT or SIGTERM."""
     stop = asyncio.Event()
@@ -132,11 +145,21 @@ async def _tick(band: EmulatedBand, tick: float = 0.05) -> None:
         last = now
 
 
-async def serve_band(live: LiveBand, band_dir: Path, wanted: FrontEnds,
+async def serve_band(running: LiveBand | EmulatedBand, band_dir: Path, wanted: FrontEnds,
                      say: Callable[[str], None]) -> None:
-    """Start the front ends and the control API; run until SIGINT/SIGTERM; stop them."""
+    """Start the front ends and the control API; run until SIGINT/SIGTERM; stop them.
+
+    A band without an authenticator (``EmulatedBand`` alone) can only go on the air."""
     from simulator.control import ControlServer
 
+    if isinstance(running, EmulatedBand):
+        if wanted.ctaphid_udp is not None or wanted.vpcd_slot is not None:
+            raise InvalidInputError(f"band {running.identity.serial} ({running.fixture.id}) "
+                                    "has no FIDO2 authenticator: serve it with --ble only")
+        band = running
+        await _serve_band_only(band, band_dir, wanted, say)
+        return
+    live = running
     serial = live.band.identity.serial
     async with contextlib.AsyncExitStack() as stack:
         meta: dict[str, Any] = {}
@@ -173,6 +196,23 @@ async def serve_band(live: LiveBand, band_dir: Path, wanted: FrontEnds,
             f"{serial} ({live.band.fixture.id}) is running; Ctrl-C stops"))
 
 
+async def _serve_band_only(band: EmulatedBand, band_dir: Path, wanted: FrontEnds,
+                           say: Callable[[str], None]) -> None:
+    from simulator.control import ControlServer
+
+    async with contextlib.AsyncExitStack() as stack:
+        actions: dict[str, DaemonAction] = {}
+        meta: dict[str, Any] = {}
+        if wanted.ble_port is not None:
+            meta["ble"] = await _start_ble(band, wanted.ble_port, wanted.btsnoop, stack,
+                                           actions, say)
+        control = ControlServer(band, band_dir, meta=meta, daemon_actions=actions)
+        await control.start()
+        stack.push_async_callback(control.close)
+        await run_until_stopped(band, lambda: say(
+            f"{band.identity.serial} ({band.fixture.id}) is running; Ctrl-C stops"))
+
+
 async def _start_vpcd(live: LiveBand, slot: int, stack: contextlib.AsyncExitStack,
                       actions: dict[str, DaemonAction], say: Callable[[str], None]) -> str:
     from simulator.band.nfc import build_card_os
@@ -205,14 +245,15 @@ async def _start_vpcd(live: LiveBand, slot: int, stack: contextlib.AsyncExitStac
     return str(frontend.reader_name)
 
 
-async def _start_ble(live: LiveBand, port: int, btsnoop: Path | None,
+async def _start_ble(live: LiveBand | EmulatedBand, port: int, btsnoop: Path | None,
                      stack: contextlib.AsyncExitStack, actions: dict[str, DaemonAction],
                      say: Callable[[str], None]) -> dict[str, Any]:
     """The band on a virtual radio with its management service, the radio as HCI over TCP."""
     from simulator.band.management_ble import management_service_for
     from simulator.frontends.hci_bridge import serve_ble
 
-    serial = live.band.identity.serial
+    band = live if isinstance(live, EmulatedBand) else live.band
+    serial = band.identity.serial
     try:
         server = await serve_ble([live], port, btsnoop, management=management_service_for)
     except OSError as exc:

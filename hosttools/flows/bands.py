@@ -1,132 +1,105 @@
-"""How a flow reaches a band: physical steps and the Nymi Band Application's steps.
+"""How a flow holds a band: the typed device contract, and an operator for the physical world.
 
-A flow never cares whether the band is simulated or real. It asks for a *physical* step (wear the
-band, put it on the charger, hold a button, present a finger) and for an *application* step (the
-steps the Nymi Band Application performs over the vendor's enrollment channel: setup code, capture,
-label, policy). On a simulated band both are control-API actions (in-process, or sent to the
-``nymi-sim serve`` daemon that holds the band). On a real band a physical step is prompted to the
-person and then confirmed by watching what the band shows through standard surfaces; an
-application step is refused with a message that says which tool can do it, because the vendor's
-channel is not public.
+A :class:`FlowBand` is one open band (a :class:`nymi_device.sync.SyncBand`, opened once for the
+whole flow) and the :class:`~nymi_device.protocol.operator.Operator` who moves its physical
+world. A flow cannot tell a simulated band from a real one: it asks for the contract's features
+(:class:`nymi_device.backend.Feature`) it needs, and every physical step it asks for is
+confirmed — by the band's own events, or by the person where the band offers none — before it
+counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any
 
-from nymi_device.errors import BandError
-from simulator.control import apply_action, daemon_port, send_action
-from simulator.fleet import Fleet, default_sim_dir
+from nymi_device.backend import Feature
+from nymi_device.errors import BandError, FeatureUnavailableError
+from nymi_device.protocol.model import BandInfo, BandStatus, EventKind
+from nymi_device.protocol.operator import (
+    Confirmation,
+    Operator,
+    PhysicalStep,
+    StepOutcome,
+    already_done,
+)
+from nymi_device.sync import SyncBand
 
+#: Called with each step's title and detail as the flow goes.
 Report = Callable[[str, dict[str, Any]], None]
 
 
-class StepUnavailableError(BandError, NotImplementedError):
-    """This step cannot be done on this band through this stack (and the message says why)."""
+class PreconditionError(BandError, RuntimeError):
+    """The band is not in the state the step needs; the message says what to do."""
 
 
-class FlowBand(Protocol):
-    """The band as a flow sees it."""
-
-    serial: str
-    simulated: bool
-
-    def state(self) -> dict[str, Any]:
-        """The band's present report: screen, setup code, state (see ``simulator.fleet``)."""
-        ...
-
-    def physical(self, action: str, **params: Any) -> dict[str, Any]:
-        """Perform (simulated) or prompt (real) a physical step; return the band's report."""
-        ...
-
-    def application(self, action: str, **params: Any) -> dict[str, Any]:
-        """An enrollment-channel step the Nymi Band Application performs."""
-        ...
-
-    def fixture_value(self, section: str, name: str) -> Any:
-        """A fixture value (simulated bands) or the documented default (real bands)."""
-        ...
+def quiet(title: str, detail: dict[str, Any]) -> None:
+    """A :data:`Report` that reports nothing."""
 
 
 @dataclass
-class SimulatedBand:
-    """A band of a fleet directory; every step is a control-API action."""
+class FlowBand:
+    """One band held open for a flow, with the operator of its physical world."""
 
-    serial: str
-    sim_dir: Path = field(default_factory=default_sim_dir)
-    simulated: bool = True
+    band: SyncBand
+    operator: Operator
+    info: BandInfo = field(init=False)
+    #: Every physical step the flow had done, in order, as confirmed.
+    outcomes: list[StepOutcome] = field(default_factory=list)
 
-    @property
-    def fleet(self) -> Fleet:
-        return Fleet(self.sim_dir)
-
-    def _do(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        fleet = self.fleet
-        port = daemon_port(fleet.band_dir(self.serial))
-        if port is not None:
-            return send_action(port, action, params)
-        with fleet.open_band(self.serial) as band:
-            return apply_action(band, action, params)
-
-    def state(self) -> dict[str, Any]:
-        return self._do("status", {})
-
-    def physical(self, action: str, **params: Any) -> dict[str, Any]:
-        return self._do(action, params)
-
-    def application(self, action: str, **params: Any) -> dict[str, Any]:
-        return self._do(action, params)
-
-    def fixture_value(self, section: str, name: str) -> Any:
-        fixture = self.fleet.fixture_of(self.serial)
-        return getattr(getattr(fixture, section), name)
+    def __post_init__(self) -> None:
+        self.info = self.band.info()
 
     @property
-    def info(self) -> dict[str, Any]:
-        info = self._do("info", {})["info"]
-        assert isinstance(info, dict)
-        return info
+    def serial(self) -> str:
+        return self.info.serial
+
+    def has(self, feature: Feature) -> bool:
+        return feature in self.band.features
+
+    def require(self, *features: Feature, why: str) -> None:
+        missing = [f.value for f in features if not self.has(f)]
+        if missing:
+            raise FeatureUnavailableError(
+                f"{why} needs the band's {' and '.join(missing)}, which {self.band.backend_id} "
+                "does not carry")
+
+    def status(self) -> BandStatus:
+        return self.band.status()
+
+    def do(self, step: PhysicalStep, report: Report, title: str | None = None
+           ) -> StepOutcome | None:
+        """Have the operator do ``step`` unless the band already is in its end state; report
+        it once confirmed. Returns the outcome (``None`` when nothing had to be done)."""
+        if self.has(Feature.STATUS) and already_done(step, self.band.status()):
+            return None
+        outcome = self.operator.perform(step, self.band)
+        self.outcomes.append(outcome)
+        shown = [s for s in outcome.screens]
+        text = title or step.value[0].upper() + step.value[1:]
+        if outcome.confirmed_by is Confirmation.OPERATOR and step is not \
+                PhysicalStep.READ_SETUP_CODE:
+            text += " (confirmed by the operator, not by the band)"
+        elif shown:
+            text += f": {' -> '.join(shown)}"
+        report(text, {"step": step.value, "confirmed_by": outcome.confirmed_by.value,
+                      "screens": shown, "haptics": haptics(outcome)})
+        return outcome
+
+    def close(self) -> None:
+        self.band.close()
+
+    def __enter__(self) -> FlowBand:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
-_PROMPTS = {
-    "wear": "Put the band on your wrist.",
-    "remove": "Take the band off your wrist.",
-    "charge": "Put the band on its charger.",
-    "uncharge": "Take the band off its charger.",
-    "hold": "Hold the {button} button for about {seconds:g} s.",
-    "finger": "Place your finger on the sensor and touch the bezel.",
-}
-
-
-@dataclass
-class RealBand:
-    """A physical band: physical steps are prompted; the vendor's channel is not ours."""
-
-    serial: str
-    prompt: Callable[[str], None]
-    simulated: bool = False
-
-    def state(self) -> dict[str, Any]:
-        raise StepUnavailableError(
-            f"the state of band {self.serial} (screen, enrollment) is read over the vendor's "
-            "management channel, which is not public; look at the band's screen")
-
-    def physical(self, action: str, **params: Any) -> dict[str, Any]:
-        text = _PROMPTS.get(action)
-        if text is None:
-            raise StepUnavailableError(f"no physical step {action!r} on a real band")
-        self.prompt(text.format(**params))
-        return {"serial": self.serial, "prompted": text.format(**params)}
-
-    def application(self, action: str, **params: Any) -> dict[str, Any]:
-        raise StepUnavailableError(
-            f"'{action}' on band {self.serial} goes over the vendor's enrollment channel, which "
-            "is not public: do this step in the Nymi Band Application (or plug the vendor's SDK "
-            "into nymi_device's management backend)")
-
-    def fixture_value(self, section: str, name: str) -> Any:
-        defaults = {("timing", "wipe_hold_s"): 10.0, ("limits", "enrollment_touches"): 8}
-        return defaults[(section, name)]
+def haptics(outcome: StepOutcome | None) -> list[str]:
+    if outcome is None:
+        return []
+    return [str(e.data.get("pattern")) for e in outcome.events if e.kind == EventKind.HAPTIC]

@@ -2,27 +2,21 @@
 
 A discoverable credential is made on the band through python-fido2's ``Fido2Client`` (user
 verification: the band authenticated on the wrist), verified by a relying party (python-fido2's
-``Fido2Server``), and recorded in the NES against the user and the band. DOMAIN.md 3.4 step 4:
-after enrolling to a different band the key must be created again on the new band.
+``Fido2Server``), and recorded in the NES against the user and the band. After enrolling to a
+different band the key must be created again on the new band.
 
-How the band is reached: a simulated band served by ``nymi-sim serve --vpcd`` is tapped on the
-virtual reader and reached over NFC through pcscd, as a real band is; one served with
-``--ctaphid-udp`` through that front end; otherwise its authenticator in-process over its own
-flash.
+The band's authenticator is whatever its backend reaches (``FlowBand.band.fido2_device()``): in
+process over the band's own flash, NFC through pcscd, CTAPHID over UDP, or FIDO over BLE.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from fido2 import cbor
 from fido2.client import DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.cose import CoseKey
-from fido2.ctap import CtapDevice
 from fido2.ctap2.pin import ClientPin
 from fido2.server import Fido2Server
 from fido2.webauthn import (
@@ -33,11 +27,12 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hosttools.flows.bands import Report, SimulatedBand
-from hosttools.flows.delete_user_data import PreconditionError
-from nymi_device.fido import open_ctap_device
-from simulator.control import CONTROL_FILE, daemon_port, send_action
-from simulator.nes import Nes
+from hosttools.flows.bands import FlowBand, PreconditionError, Report
+from nymi_device.backend import Feature
+from nymi_device.protocol.model import AuthState, EnrollmentState
+from nymi_device.protocol.nes import NesClient
+from nymi_device.protocol.operator import PhysicalStep
+from nymi_device.protocol.text import b64url
 
 
 class _WristUv(UserInteraction):
@@ -59,44 +54,12 @@ class KeyResult:
     serial: str
     rp_id: str
     credential_id: str
+    """base64url, as WebAuthn shows it."""
     sign_count: int = 0
     steps: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-@contextlib.contextmanager
-def band_ctap_device(band: SimulatedBand) -> Iterator[CtapDevice]:
-    """A python-fido2 device on a simulated band's authenticator."""
-    band_dir = band.fleet.band_dir(band.serial)
-    port = daemon_port(band_dir)
-    if port is not None:
-        meta = json.loads((band_dir / CONTROL_FILE).read_text())
-        vpcd = meta.get("vpcd")
-        if vpcd:
-            # The real band's way: FIDO2 over NFC, the band tapped on the reader, through pcscd.
-            send_action(port, "tap", {})
-            device = open_ctap_device(f"pcsc:{vpcd['reader']}", timeout=10)
-            try:
-                yield device
-            finally:
-                device.close()
-            return
-        udp = meta.get("ctaphid_udp")
-        if not udp:
-            raise PreconditionError(f"band {band.serial} is served without a FIDO2 front end")
-        device = open_ctap_device(f"udp:127.0.0.1:{udp[0]}", local_port=udp[1])
-        try:
-            yield device
-        finally:
-            device.close()
-        return
-    from simulator.band.ctap.inprocess import InProcessCtapDevice
-    from simulator.serve import live_band
-
-    with live_band(band.fleet, band.serial, auto_presence=False) as live:
-        yield InProcessCtapDevice(live.authenticator)
 
 
 def _cose_map(data: bytes) -> dict[int, Any]:
@@ -110,18 +73,20 @@ def _origin(rp_id: str) -> str:
     return f"https://{rp_id}"
 
 
-def _ready(band: SimulatedBand, report: Report) -> None:
-    state = band.state()["state"]
-    if state["enrollment"] != "enrolled":
+def _ready(band: FlowBand, report: Report) -> None:
+    """The band enrolled, worn and authenticated: its user verification."""
+    band.require(Feature.FIDO2, why="a FIDO2 security key")
+    if band.has(Feature.STATUS) and band.status().enrollment != EnrollmentState.ENROLLED:
         raise PreconditionError(f"band {band.serial} is not enrolled: enroll it first")
-    if not (state["on_wrist"] and state["auth"] == "authenticated"):
-        if not state["on_wrist"]:
-            band.physical("wear")
-        band.physical("finger", match=True)
-        report("Authenticate on the wrist (matching finger)", {})
+    band.do(PhysicalStep.UNCHARGE, report)
+    band.do(PhysicalStep.WEAR, report, "Wear the band")
+    band.do(PhysicalStep.AUTHENTICATE, report, "Authenticate on the wrist (matching finger)")
+    if band.has(Feature.STATUS) and band.status().auth != AuthState.AUTHENTICATED:
+        raise PreconditionError(f"band {band.serial} is not authenticated on the wrist: it "
+                                f"shows '{band.status().screen}'")
 
 
-def create_key(band: SimulatedBand, nes: Nes, account: str, rp_id: str,
+def create_key(band: FlowBand, nes: NesClient, account: str, rp_id: str,
                report: Report) -> KeyResult:
     """Create and record the user's FIDO2 security key on ``band`` for ``rp_id``."""
     account = nes.resolve_account(account)
@@ -132,23 +97,26 @@ def create_key(band: SimulatedBand, nes: Nes, account: str, rp_id: str,
         PublicKeyCredentialUserEntity(id=account.encode(), name=username, display_name=username),
         user_verification=UserVerificationRequirement.REQUIRED,
         resident_key_requirement=ResidentKeyRequirement.REQUIRED)
-    with band_ctap_device(band) as device:
+    device = band.band.fido2_device()
+    try:
         client = Fido2Client(device, DefaultClientDataCollector(_origin(rp_id)),
                              user_interaction=_WristUv())
         registration = client.make_credential(options.public_key)
+    finally:
+        device.close()
     auth_data = server.register_complete(state, registration)
     credential = auth_data.credential_data
     assert credential is not None
+    credential_id = b64url(bytes(credential.credential_id))
     report(f"Security key created on {band.serial} for {rp_id}, verified by the relying party",
-           {"credential_id": credential.credential_id.hex()})
+           {"credential_id": credential_id})
     nes.record_fido2_key(account, band.serial, rp_id, bytes(credential.credential_id),
                          cbor.encode(dict(credential.public_key)))
     report(f"Recorded at {nes.name} for {account}", {})
-    return KeyResult(account, band.serial, rp_id, credential.credential_id.hex(),
-                     auth_data.counter)
+    return KeyResult(account, band.serial, rp_id, credential_id, auth_data.counter)
 
 
-def verify_key(band: SimulatedBand, nes: Nes, account: str, rp_id: str,
+def verify_key(band: FlowBand, nes: NesClient, account: str, rp_id: str,
                report: Report) -> KeyResult:
     """Sign in to ``rp_id`` with the key the NES records for ``account`` on ``band``."""
     account = nes.resolve_account(account)
@@ -163,11 +131,14 @@ def verify_key(band: SimulatedBand, nes: Nes, account: str, rp_id: str,
     server = Fido2Server(PublicKeyCredentialRpEntity(id=rp_id, name=rp_id))
     options, state = server.authenticate_begin(
         credentials, user_verification=UserVerificationRequirement.REQUIRED)
-    with band_ctap_device(band) as device:
+    device = band.band.fido2_device()
+    try:
         client = Fido2Client(device, DefaultClientDataCollector(_origin(rp_id)),
                              user_interaction=_WristUv())
         response = client.get_assertion(options.public_key).get_response(0)
+    finally:
+        device.close()
     used = server.authenticate_complete(state, credentials, response)
     report(f"Signed in to {rp_id} with the security key on {band.serial}", {})
-    return KeyResult(account, band.serial, rp_id, used.credential_id.hex(),
+    return KeyResult(account, band.serial, rp_id, b64url(bytes(used.credential_id)),
                      response.response.authenticator_data.counter)

@@ -30,7 +30,7 @@ import os
 import queue
 import struct
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -42,11 +42,19 @@ from bleak.exc import BleakDeviceNotFoundError, BleakError
 from fido2.ctap import STATUS, CtapDevice, CtapError
 from fido2.hid import CAPABILITY, CTAPHID
 
-from nymi_device.backend import BandBackend
-from nymi_device.errors import BandUnreachableError, InvalidTargetError, UnreachableReason
+from nymi_device.backend import BandBackend, Feature
+from nymi_device.errors import (
+    BandUnreachableError,
+    FeatureUnavailableError,
+    InvalidTargetError,
+    UnreachableReason,
+)
+from nymi_device.management_client import ManagementClient
 from nymi_device.protocol import TRAFFIC
 from nymi_device.protocol import fido_ble as fb
-from nymi_device.protocol.model import BandEvent, BandInfo, BandStatus
+from nymi_device.protocol.management_bodies import PolicySettings
+from nymi_device.protocol.model import AuthState, BandEvent, BandInfo, BandStatus
+from nymi_device.sync import LoopThread
 from nymi_device.transport import ble_management as bm
 from nymi_device.transport.bumble_backend import (
     HCI_ENV,
@@ -73,6 +81,8 @@ logger = logging.getLogger(__name__)
 #: Seconds to find, connect, or wait for the next fragment or keepalive before giving up.
 DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
+#: GET_EVENT_LOG from here returns no events, only where the log ends (docs/protocol.md §8.6).
+_PAST_THE_END = (1 << 64) - 1
 
 
 def _hci(hci: HciSpec | None) -> HciSpec | None:
@@ -217,24 +227,31 @@ class BleBandBackend(BandBackend):
 
     def __init__(self, address: str, *, hci: HciSpec | None = None,
                  timeout: float = DEFAULT_TIMEOUT, pair: bool = False,
-                 trusted_ca: bm.TrustedCa | None = None) -> None:
+                 trusted_ca: bm.TrustedCa | None = None, fido2: str | None = None,
+                 fido2_options: Mapping[str, Any] | None = None) -> None:
         self.address = address.upper()
         self.hci = _hci(hci)
         self.timeout = timeout
         self.pair = pair
         self.trusted_ca = trusted_ca
+        #: Where the band's authenticator is reached when not over this link (``pcsc:READER``
+        #: for a band whose FIDO2 is NFC only, as a real Nymi band's is).
+        self.fido2 = fido2
+        self.fido2_options = dict(fido2_options or {})
         self.client: BleakClient | None = None
         self.sighting: BandSighting | None = None
         self._management: bm.BleManagement | None = None
 
     @classmethod
     def from_address(cls, address: str, options: Mapping[str, Any]) -> BleBandBackend:
-        unknown = set(options) - {"hci", "timeout", "pair", "trusted_ca"}
+        unknown = set(options) - {"hci", "timeout", "pair", "trusted_ca", "fido2",
+                                  "fido2_options"}
         if unknown:
             raise InvalidTargetError(f"unknown ble option(s): {', '.join(sorted(unknown))}")
         return cls(address, hci=options.get("hci"),
                    timeout=float(options.get("timeout", DEFAULT_TIMEOUT)),
-                   pair=bool(options.get("pair", False)), trusted_ca=options.get("trusted_ca"))
+                   pair=bool(options.get("pair", False)), trusted_ca=options.get("trusted_ca"),
+                   fido2=options.get("fido2"), fido2_options=options.get("fido2_options"))
 
     @property
     def backend_id(self) -> str:
@@ -283,8 +300,16 @@ class BleBandBackend(BandBackend):
         return int((await client.read_gatt_char(fb.BATTERY_LEVEL))[0])
 
     async def info(self) -> BandInfo:
-        """Identity from Device Information; model-level facts a real band does not publish
-        over standard BLE (fixture, generation, device and NFC identifiers) are empty."""
+        """The band's identity: proven by the band itself (GET_INFO in the management
+        protocol's secure session) where it offers that; otherwise from Device Information,
+        where the model-level facts a real band does not publish over standard BLE (fixture,
+        generation, device and NFC identifiers) are empty."""
+        client = self._client()
+        if bm.offers_management(client) and bm.resolve_trusted_ca(self.trusted_ca) is not None:
+            return await (await self._session("the band's identity")).identity()
+        return await self._standard_info()
+
+    async def _standard_info(self) -> BandInfo:
         client = self._client()
         try:
             texts = {uuid: await self._read_text(uuid) for uuid in (
@@ -342,26 +367,72 @@ class BleBandBackend(BandBackend):
         async for event in (await self.management("the band's live events")).events():
             yield event
 
+    @property
+    def features(self) -> frozenset[Feature]:
+        found: set[Feature] = set()
+        client = self.client
+        if client is not None and bm.offers_management(client):
+            found |= {Feature.STATUS, Feature.EVENTS, Feature.ENROLLMENT}
+        if self.fido2 is not None or (
+                client is not None and client.services.get_service(fb.FIDO_SERVICE) is not None):
+            found.add(Feature.FIDO2)
+        return frozenset(found)
+
+    async def _session(self, what: str) -> ManagementClient:
+        try:
+            return (await self.management(what)).client
+        except BandUnreachableError as exc:
+            if exc.reason is UnreachableReason.UNSUPPORTED:
+                raise FeatureUnavailableError(str(exc)) from None
+            raise
+
+    async def event_mark(self) -> int:
+        client = await self._session("the band's event log")
+        return (await client.event_log(_PAST_THE_END, limit=1)).end
+
+    async def events_since(self, mark: int) -> tuple[list[BandEvent], int]:
+        client = await self._session("the band's event log")
+        logged = await client.full_event_log(mark)
+        end = max([mark, *(item.index + 1 for item in logged)])
+        return [item.event for item in logged], end
+
+    async def enter_setup_code(self, code: str) -> None:
+        await (await self._session("enrollment")).enter_setup_code(code)
+
+    async def start_capture(self) -> int:
+        return await (await self._session("enrollment")).start_capture()
+
+    async def set_label(self, label: str | None) -> str | None:
+        return await (await self._session("enrollment")).set_label(label)
+
+    async def add_corporate_authenticator(self) -> None:
+        await (await self._session("enrollment")).add_corporate_authenticator()
+
+    async def apply_policy(self, policy: PolicySettings) -> None:
+        client = await self._session("enrollment")
+        await client.set_policy(policy)
+        await client.finish_enrollment()
+
+    async def update_policy(self, policy: PolicySettings) -> None:
+        await (await self._session("a policy update")).update_policy(policy)
+
+    async def corporate_login(self, accepted: bool = True) -> AuthState:
+        return await (await self._session("the corporate login")).corporate_login(accepted)
+
+    async def fido2_device(self) -> CtapDevice:
+        if self.fido2 is not None:
+            from nymi_device.fido import open_ctap_device
+
+            return await asyncio.to_thread(open_ctap_device, self.fido2, **self.fido2_options)
+        client = self._client()
+        if client.services.get_service(fb.FIDO_SERVICE) is None:
+            raise FeatureUnavailableError(
+                f"ble:{self.address} carries no FIDO service: its authenticator is reached over "
+                "NFC (give the reader, e.g. fido2='pcsc:')")
+        return await CtapBleDevice.open(client, timeout=self.timeout)
+
 
 # --- FIDO over BLE ----------------------------------------------------------------------------
-
-class _LoopThread:
-    """A private event loop on a daemon thread: the sync bridge for :class:`CtapBleDevice`."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
-                                        name="nymi-ble")
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self.loop.close()
-
 
 class _Exchange:
     """One request in flight: response fragments are fed in as notifications arrive."""
@@ -419,7 +490,7 @@ class CtapBleDevice(CtapDevice):
     def __init__(self, client: BleakClient, loop: asyncio.AbstractEventLoop, *,
                  control_point: BleakGATTCharacteristic, max_fragment: int,
                  revisions: fb.ServiceRevision, timeout: float,
-                 owner: _LoopThread | None = None) -> None:
+                 owner: LoopThread | None = None) -> None:
         self.client = client
         self.loop = loop
         self.timeout = timeout
@@ -433,7 +504,7 @@ class CtapBleDevice(CtapDevice):
 
     @classmethod
     async def open(cls, client: BleakClient, *, timeout: float = DEFAULT_TIMEOUT,
-                   owner: _LoopThread | None = None) -> CtapBleDevice:
+                   owner: LoopThread | None = None) -> CtapBleDevice:
         """Set up FIDO over an already connected client.
 
         The service's characteristics require encryption; an unpaired link is paired by the
@@ -466,7 +537,7 @@ class CtapBleDevice(CtapDevice):
     def connect(cls, address: str, *, hci: HciSpec | None = None,
                 timeout: float = DEFAULT_TIMEOUT) -> CtapBleDevice:
         """Find, connect, pair and open, on a private event loop thread."""
-        owner = _LoopThread()
+        owner = LoopThread()
 
         async def opened() -> CtapBleDevice:
             sighting = await find_band(address, hci=hci, timeout=timeout)
@@ -486,7 +557,7 @@ class CtapBleDevice(CtapDevice):
     @classmethod
     def list_devices(cls) -> Iterator[CtapBleDevice]:
         """Bands advertising the FIDO service on ``$NYMI_BLE_HCI`` (or the OS stack)."""
-        owner = _LoopThread()
+        owner = LoopThread()
         try:
             sightings = owner.run(scan_bands(3.0))
         finally:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nymi_device.protocol.nes import BandFacts
 from simulator.nes.config import LookupOrder, NesConfig, NotFoundName, OtherOwnerRefusal
 from simulator.nes.directory import ADMIN_GROUP, Directory, DirectoryUser
-from simulator.nes.enrollment import BandFacts
 from simulator.nes.errors import (
     NesConflict,
     NesError,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from simulator.nes.enrollment import BandFacts
+from nymi_device.protocol.nes import BandFacts
 from simulator.nes.views import from_b64url
 
 SERIAL_PATTERN = r"^[A-Z]{4}-\d{5}$"

@@ -10,11 +10,10 @@ EAM entries follow the policy, and the band's version is bumped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nymi_device.protocol.nes import BandFacts
 from simulator.nes import eam
 from simulator.nes.config import NesConfig
 from simulator.nes.errors import NesConflict, NesInvalidInput, NesRefusal, RefusalCode
@@ -51,20 +50,6 @@ EAM_ENTRY_MESSAGE = (
     "The Nymi Band {serial} still has an RFID entry in the EAM registry ({state}); blacklist "
     "and delete the band's RFID entry in the EAM Management Console before enrolling it again."
 )
-
-
-@dataclass(frozen=True)
-class BandFacts:
-    """What the Nymi Band Application reads from the band it enrolls (DOMAIN 2.1)."""
-
-    serial: str
-    device_id: str
-    seos_enabled: bool = False
-    secure_nfc: bool = False
-    nfc_id: str | None = None
-    """The band's stable NFC identifier: what the EAM registry binds (DOMAIN 5 [I])."""
-    liveness_configurable: bool = True
-    """False for firmware older than CWP 1.1 (DOMAIN 1.9)."""
 
 
 def _holding(row: Assignment | None) -> Holding | None:

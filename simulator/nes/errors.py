@@ -1,87 +1,21 @@
 """Errors of the enterprise server model.
 
-All derive from :class:`nymi_device.errors.BandError` and mix in the builtin a caller would
-naturally catch. The HTTP API maps them to status codes (``api.py``): a refusal is 403, an
-unknown user / band / policy is 404, a state conflict is 409, malformed input is 422.
+They are the shared vocabulary of :mod:`nymi_device.protocol.nes`, so the server and its clients
+raise and catch the same classes. All derive from :class:`nymi_device.errors.BandError` and mix
+in the builtin a caller would naturally catch. The HTTP API maps them to status codes
+(``api.py``): a refusal is 403, an unknown user / band / policy is 404, a state conflict is 409,
+malformed input is 422.
 """
 
 from __future__ import annotations
 
-import enum
-from typing import Any
+from nymi_device.protocol.nes import (
+    NesConflict,
+    NesError,
+    NesInvalidInput,
+    NesRefusal,
+    NotFound,
+    RefusalCode,
+)
 
-from nymi_device.errors import BandError, InvalidInputError
-
-
-class RefusalCode(enum.StrEnum):
-    """Why the NES refused an operation; the message shown to the person is on the error."""
-
-    NOT_FOUND = "assigned-band-not-found"
-    """DOMAIN 2.7: the NES still links a band that the request does not account for."""
-    OTHER_USER = "band-of-another-user"
-    """DOMAIN 2.7 / 3.2: the band belongs to another user and the policy does not allow it."""
-    SEOS = "seos-band-of-another-user"
-    """DOMAIN 3.3: a SEOS-enabled band of another user (refused even with "any active band")."""
-    NOT_ACTIVE = "own-band-not-active"
-    """The user's own band was suspended, replaced or set aside by an administrator."""
-    EAM_ENTRY = "eam-entry-not-deleted"
-    """DOMAIN 3.4 step 2: a Secure NFC band still has an RFID entry in the EAM registry."""
-    NOT_OWNER = "not-the-owner"
-    """A user acted on a band that is not assigned to them."""
-    POLICY = "not-allowed-by-policy"
-    """Anything else the effective policy does not allow."""
-
-
-class NesError(BandError):
-    """Root of the errors raised by :mod:`simulator.nes`."""
-
-    def detail(self) -> dict[str, Any]:
-        """Structured detail for the API's JSON error body."""
-        return {"type": type(self).__name__}
-
-
-class NesRefusal(NesError, PermissionError):
-    """The NES refused the operation; ``str(error)`` is the exact user-facing message."""
-
-    def __init__(self, message: str, code: RefusalCode, **context: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.context = context
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "code": self.code.value, **self.context}
-
-
-class NotFound(NesError, LookupError):
-    """No user, band, policy, key or registry entry of that name is known to this NES."""
-
-    def __init__(self, message: str, kind: str, name: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.name = name
-
-    def __str__(self) -> str:
-        # LookupError's KeyError-style repr quoting does not apply: keep the plain sentence.
-        return str(self.args[0])
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "kind": self.kind, "name": self.name}
-
-
-class NesConflict(NesError, RuntimeError):
-    """The operation conflicts with the present state (or with a change made at the same time)."""
-
-    def __init__(self, message: str, **context: Any) -> None:
-        super().__init__(message)
-        self.context = context
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, **self.context}
-
-
-class NesInvalidInput(NesError, InvalidInputError):
-    """A value given to the NES is malformed (an account name, a serial, a policy value)."""
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__}
+__all__ = ["NesConflict", "NesError", "NesInvalidInput", "NesRefusal", "NotFound", "RefusalCode"]

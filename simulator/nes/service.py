@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from nymi_device.protocol.nes import BandFacts
 from simulator.nes import admin, eam, enrollment, policy_admin
 from simulator.nes.config import NesConfig
 from simulator.nes.db import Database
 from simulator.nes.directory import Directory
-from simulator.nes.enrollment import BandFacts
 from simulator.nes.errors import NesConflict, NesInvalidInput, NesRefusal, NotFound, RefusalCode
 from simulator.nes.migrate import upgrade
 from simulator.nes.models import AuditEvent, Band, Fido2Key, PolicyKind, User

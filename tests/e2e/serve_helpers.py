@@ -44,11 +44,14 @@ class Served:
 
 @contextmanager
 def serve(sim_dir: Path, serial: str, *extra: str,
-          ports: tuple[int, int] | None = None) -> Iterator[Served]:
+          ports: tuple[int, int] | None = None, ctaphid: bool = True) -> Iterator[Served]:
+    """``nymi-sim serve --band SERIAL`` with CTAPHID over UDP on free ports (unless
+    ``ctaphid=False``) and the ``extra`` front ends."""
     port, peer = ports or (free_udp_port(), free_udp_port())
+    udp = ["--ctaphid-udp", "--port", str(port), "--peer-port", str(peer)] if ctaphid else []
     process = subprocess.Popen(
-        [str(EXE_DIR / "nymi-sim"), "serve", "--ctaphid-udp", "--band", serial,
-         "--port", str(port), "--peer-port", str(peer), "--sim-dir", str(sim_dir), *extra],
+        [str(EXE_DIR / "nymi-sim"), "serve", *udp, "--band", serial,
+         "--sim-dir", str(sim_dir), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "NO_COLOR": "1"})
     band_dir = sim_dir / "bands" / serial

@@ -6,8 +6,9 @@ Two ways in, the same protocol:
   a ``nymi-band-3.0`` band on its virtual radio; the test process is the host, with bleak and our
   Bumble backend on ``tcp-client:127.0.0.1:PORT``: scan, connect, pair, Device Information and
   Battery, ``status`` through the ``Band`` facade over ``ble:``, the enrollment flow with a
-  :class:`BleManagedBand` (application steps over the protocol, physical steps through the
-  daemon's control API), moving the band.
+  :class:`~hosttools.flows.bands.FlowBand` over ``ble:`` (application steps over the protocol,
+  physical steps through the daemon's control API, each confirmed by the band's event log),
+  moving the band.
 * **In process (the fast path).** Band and host on one Bumble ``LocalLink`` in a loop on a
   background thread, one connection for the whole module.
 
@@ -39,12 +40,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hosttools.flows.ble_band import BleManagedBand, ble_target_options, served_over_ble
+from hosttools.flows.bands import FlowBand
 from hosttools.flows.enroll import enroll
+from hosttools.site import ble_target_options, open_flow_band, served_over_ble
 from nymi_device.band import Band
 from nymi_device.errors import BandCommandError, SecureSessionError, StatusCode
 from nymi_device.protocol import fido_ble as fb
 from nymi_device.protocol.model import BandEvent, EventKind
+from nymi_device.protocol.operator import PhysicalStep
+from nymi_device.sync import SyncBand
 from nymi_device.transport.ble import BleBandBackend, connect_band, scan_bands
 from nymi_device.transport.ble_management import TRUSTED_CA_ENV
 from simulator.band.band import EmulatedBand
@@ -55,6 +59,7 @@ from simulator.fixtures import load_fixture
 from simulator.fleet import Fleet
 from simulator.frontends.ble import BandRadio, VirtualRadio
 from simulator.nes import DEFAULT_GROUP_POLICY, Nes, memory_site
+from simulator.operator import SimOperator
 
 SERIAL, LOCAL = "AAAH-00125", "AAAH-00200"
 FIXTURE = "nymi-band-3.0"
@@ -178,7 +183,7 @@ def test_the_daemon_publishes_its_radio(daemon: Daemon) -> None:
         SERIAL, daemon.address, daemon.moniker)
     assert daemon.moniker.startswith("tcp-client:127.0.0.1:")
     options = ble_target_options(daemon.address, None, daemon.sim_dir)
-    assert options["hci"] == daemon.moniker
+    assert options["hci"] == daemon.moniker and "fido2" not in options
     assert options["trusted_ca"] == simulation_root()
     assert ble_target_options("C0:00:00:00:00:01", "usb:0", daemon.sim_dir) == {"hci": "usb:0"}
 
@@ -254,22 +259,29 @@ async def test_a_band_the_host_does_not_trust_is_refused(
         assert words.lower() in str(refused.value).lower()
 
 
+def capture_samples(band: FlowBand) -> list[tuple[int, int]]:
+    """The capture progress the band's own events confirmed, touch by touch."""
+    return [(int(e.data["sample"]), int(e.data["of"])) for outcome in band.outcomes
+            if outcome.step is PhysicalStep.TOUCH_SENSOR for e in outcome.events
+            if e.kind == EventKind.CAPTURE and "sample" in e.data]
+
+
 def test_enrollment_flow_over_the_management_protocol(daemon: Daemon) -> None:
     site, nes = site_with_user()
     try:
-        with BleManagedBand.open(daemon.address, sim_dir=daemon.sim_dir) as band:
-            assert band.serial == SERIAL and band.info["fixture"] == FIXTURE
+        with open_flow_band(f"ble:{daemon.address}", sim_dir=daemon.sim_dir) as band:
+            assert band.serial == SERIAL and band.info.fixture == FIXTURE
             started = time.perf_counter()
             result = enroll(band, nes, "tw-user2", PASSWORD, quiet, label="line 4")
             print(f"\nover HCI/TCP: enrollment flow {(time.perf_counter() - started) * 1000:.0f} ms")
-            assert band.state()["state"]["enrollment"] == "enrolled"
-            progress = band.capture_progress()
+            assert band.status().enrollment.value == "enrolled"
+            progress = capture_samples(band)
         assert result.label == "LINE 4" and result.action
-        assert "Wear the band: it shows 'Setup code'" in result.steps
+        assert "Wear the band: Setup code" in result.steps
         assert any(step.startswith("Type the setup code") and "'Add User'" in step
                    for step in result.steps)
         assert "Corporate credential authenticator written to the band" in result.steps
-        # The capture progress reached the host as pushed events, in order (§8.4).
+        # Every touch was confirmed by the band's capture event, in order.
         assert progress == [(n, TOUCHES) for n in range(1, TOUCHES + 1)]
         # The daemon's band agrees; the NES records it.
         state = daemon.act("status")["state"]
@@ -406,10 +418,11 @@ def test_local_status_round_trip(world: World) -> None:
 def test_local_enrollment_flow_sends_application_steps_over_the_protocol(world: World) -> None:
     site, nes = site_with_user()
     try:
-        band = BleManagedBand(world.backend, world.control, world.loop)
+        band = FlowBand(SyncBand(band=Band(world.backend), loop=world.loop),
+                        SimOperator(world.control, load_fixture(FIXTURE)))
         world.control("wear", {})
         with pytest.raises(BandCommandError) as mismatch:
-            band.application("enter-setup-code", code="000000")
+            band.band.enter_setup_code("000000")
         assert mismatch.value.status == StatusCode.SETUP_CODE_MISMATCH
         world.actions.clear()
         started = time.perf_counter()
@@ -420,8 +433,7 @@ def test_local_enrollment_flow_sends_application_steps_over_the_protocol(world: 
         # the Nymi Band Application went over the protocol.
         assert not APPLICATION_STEPS & set(world.actions)
         assert world.actions.count("finger") == TOUCHES
-        assert band.capture_progress()[-TOUCHES:] == [(n, TOUCHES)
-                                                      for n in range(1, TOUCHES + 1)]
+        assert capture_samples(band) == [(n, TOUCHES) for n in range(1, TOUCHES + 1)]
         with world.band.lock:
             assert world.band.enrollment.value == "enrolled"
             assert world.band.user.corporate_authenticator

@@ -74,9 +74,9 @@ def test_tap_needs_a_running_band(tmp_path: Path) -> None:
 
 def test_fido2_key_flow_goes_over_nfc_when_the_band_is_on_a_reader(
         tmp_path: Path, pcscd: PcscdHandle) -> None:
-    from hosttools.flows.bands import SimulatedBand
     from hosttools.flows.enroll import enroll
     from hosttools.flows.fido2_keys import create_key, verify_key
+    from hosttools.site import open_flow_band
     from simulator.nes import memory_site
 
     fleet = Fleet(tmp_path / "fleet")
@@ -84,9 +84,10 @@ def test_fido2_key_flow_goes_over_nfc_when_the_band_is_on_a_reader(
     site = memory_site()
     site.directory.add_user("CORP\\tw-user2", "pw")
     nes = site.server()
-    target = SimulatedBand("AAAH-00125", fleet.root)
-    enroll(target, nes, "tw-user2", "pw", lambda title, detail: None)
-    with serve(fleet.root, "AAAH-00125", "--vpcd", "--slot", "1") as served:
+    with open_flow_band("sim:AAAH-00125", sim_dir=fleet.root) as target:
+        enroll(target, nes, "tw-user2", "pw", lambda title, detail: None)
+    with serve(fleet.root, "AAAH-00125", "--vpcd", "--slot", "1") as served, \
+            open_flow_band("sim:AAAH-00125", sim_dir=fleet.root) as target:
         key = create_key(target, nes, "tw-user2", "portal.example.com",
                          lambda title, detail: None)
         signed = verify_key(target, nes, "tw-user2", "portal.example.com",

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from hosttools.cli import main
-from hosttools.flows.bands import SimulatedBand
+from hosttools.flows.bands import FlowBand
 from hosttools.flows.delete_user_data import delete_user_data
 from hosttools.flows.enroll import SignInError, enroll, reenroll, register
 from hosttools.flows.fido2_keys import create_key, verify_key
@@ -33,6 +33,7 @@ from hosttools.remote_nes import (
     NesCredentialsRequired,
     RemoteNes,
 )
+from hosttools.site import open_flow_band
 from nymi_device.errors import BandError, BandUnreachableError, UnreachableReason
 from simulator.fleet import Fleet
 from simulator.nes import (
@@ -135,8 +136,26 @@ def admin(served: Served) -> Iterator[RemoteNes]:
         yield remote
 
 
-def band(fleet: Fleet, serial: str) -> SimulatedBand:
-    return SimulatedBand(serial, fleet.root)
+_OPEN: list[FlowBand] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_bands() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def band(fleet: Fleet, serial: str) -> FlowBand:
+    """The band held open for the rest of the test (as a flow holds it)."""
+    opened = open_flow_band(f"sim:{serial}", sim_dir=fleet.root)
+    _OPEN.append(opened)
+    return opened
+
+
+def physical(target: FlowBand, action: str) -> None:
+    """The test's own hands on a band a flow holds: the control API of its backend."""
+    target.band.band.backend.control(action)  # type: ignore[attr-defined]
 
 
 def untimed(data: Any) -> Any:
@@ -200,15 +219,15 @@ def test_refusals_arrive_with_the_documented_messages(
     fleet = make_fleet("fleet")
     own = band(fleet, "AAAH-00125")
     enroll(own, nba.as_nes(), "tw-user2", PASSWORD, quiet)
-    own.physical("remove")
-    own.physical("charge")
+    physical(own, "remove")
+    physical(own, "charge")
     delete_user_data(own, quiet)
-    before = own.state()["state"]
+    before = own.status()
     with pytest.raises(NesRefusal) as refused:
         enroll(own, nba.as_nes(), "tw-user2", PASSWORD, quiet)
     assert str(refused.value) == NOT_FOUND_MESSAGE.format(user=U2)
     assert refused.value.code is RefusalCode.NOT_FOUND
-    assert own.state()["state"] == before  # refused before the band was touched
+    assert own.status() == before  # refused before the band was touched
 
     admin.update_policy(DEFAULT_GROUP_POLICY, {OWN: True})
     taken = band(fleet, "ACAK-00056")
@@ -216,7 +235,7 @@ def test_refusals_arrive_with_the_documented_messages(
     with pytest.raises(NesRefusal) as refused:
         reenroll(taken, nba.as_nes(), "tw-user2", PASSWORD, quiet)
     assert str(refused.value) == OTHER_USER_MESSAGE
-    assert taken.state()["state"]["enrollment"] == "enrolled"  # not wiped
+    assert taken.status().enrollment.value == "enrolled"  # not wiped
 
     # The server's own 403 (an enrollment posted without asking first) carries the same
     # class, message, code and context as the in-process refusal.
@@ -261,14 +280,14 @@ def test_a_wrong_password_is_one_clear_error(
         make_fleet: Callable[[str], Fleet], local: Nes, nba: RemoteNes, served: Served,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     target = band(make_fleet("fleet"), "AAAH-00125")
-    before = target.state()["state"]
+    before = target.status()
     with pytest.raises(SignInError) as remote_error:
         enroll(target, nba.as_nes(), "tw-user2", "not-it", quiet)
     with pytest.raises(SignInError) as local_error:
         enroll(band(make_fleet("local"), "AAAH-00125"), local, "tw-user2", "not-it", quiet)
     assert str(remote_error.value) == str(local_error.value)
     assert "wrong password" in str(remote_error.value)
-    assert target.state()["state"] == before
+    assert target.status() == before
 
     with RemoteNes.open(f"{served.url}/nes", user=ADMIN, password="not-it") as wrong:
         with pytest.raises(NesCredentialsRefused) as refused:

@@ -165,7 +165,11 @@ def test_unsupported_scheme_and_options() -> None:
         open_ctap_device("carrier-pigeon:coop")
     with pytest.raises(InvalidTargetError, match="unknown udp option"):
         open_ctap_device("udp:127.0.0.1:8111", colour="blue")
-    assert parse_udp_address("localhost:8111") == ("localhost", 8111)
+    assert parse_udp_address("localhost:8111") == ("localhost", 8111, None)
+    assert parse_udp_address("127.0.0.1:46211/46212") == ("127.0.0.1", 46211, 46212)
+    for bad in ("127.0.0.1", "127.0.0.1:0", "127.0.0.1:8111/", "127.0.0.1:8111/70000", ":1"):
+        with pytest.raises(InvalidTargetError, match="HOST:PORT"):
+            parse_udp_address(bad)
 
 
 async def test_defaults_match_the_simulator_contract() -> None:

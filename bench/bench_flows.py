@@ -1,0 +1,135 @@
+"""Flow benchmarks: one enrollment and one self-service re-enrollment on a simulated band, with
+how often the band's flash is opened and its world rewritten, beside the storage floor (one
+atomic, fsync'd file replace) measured in the same run.
+
+A flow holds its band open for the whole flow (``sim:`` in process), so each flow opens the
+flash once.
+
+Run: .venv/bin/python bench/bench_flows.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import simulator.fleet as fleet_module
+from hosttools.flows.bands import quiet
+from hosttools.flows.enroll import enroll, reenroll
+from hosttools.site import open_flow_band
+from simulator.band.storage import FlashStorage, atomic_write
+from simulator.fleet import Fleet
+from simulator.nes import DEFAULT_GROUP_POLICY, memory_site
+
+ROUNDS = 15
+PASSWORD = "bench-password"
+SELF_SERVICE = {"Allow a user to re-enroll / re-register their Nymi Band": True,
+                "Allow a user to re-enroll any active Nymi Band": True}
+
+
+class Counts:
+    """Counts flash opens and world.json rewrites while installed."""
+
+    def __init__(self) -> None:
+        self.opens = 0
+        self.worlds = 0
+        self._open = FlashStorage.open.__func__  # type: ignore[attr-defined]
+        self._write: Callable[..., None] = getattr(fleet_module, "atomic_write")  # noqa: B009
+
+    def install(self) -> None:
+        counts, real_open, real_write = self, self._open, self._write
+
+        def counting_open(cls: type[FlashStorage], *args: Any, **kwargs: Any) -> FlashStorage:
+            counts.opens += 1
+            return real_open(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+        def counting_write(path: Path, data: bytes, **kwargs: Any) -> None:
+            if path.name == "world.json":
+                counts.worlds += 1
+            real_write(path, data, **kwargs)
+
+        FlashStorage.open = classmethod(counting_open)  # type: ignore[assignment,method-assign]
+        setattr(fleet_module, "atomic_write", counting_write)  # noqa: B010
+
+    def reset(self) -> tuple[int, int]:
+        seen = (self.opens, self.worlds)
+        self.opens = self.worlds = 0
+        return seen
+
+
+def _site(root: Path) -> tuple[Any, Fleet]:
+    fleet = Fleet(root / "fleet", durable=False)
+    for serial in ("AAAH-00125", "ACAK-00056"):
+        fleet.add_band("nymi-band-3.0", serial)
+    site = memory_site()
+    for user in ("CORP\\tw-user1", "CORP\\tw-user2"):
+        site.directory.add_user(user, PASSWORD)
+    site.server().update_policy(DEFAULT_GROUP_POLICY, SELF_SERVICE)
+    return site, fleet
+
+
+def _timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return (time.perf_counter() - start) * 1000
+
+
+def _round(root: Path, counts: Counts) -> dict[str, tuple[float, int, int]]:
+    """One enrollment and one re-enrollment on a fresh site: (ms, flash opens, world writes)."""
+    site, fleet = _site(root)
+    nes = site.server()
+    with open_flow_band("sim:AAAH-00125", sim_dir=fleet.root) as first:
+        enroll(first, nes, "tw-user2", PASSWORD, quiet)
+    counts.reset()
+
+    def one_enroll() -> None:
+        with open_flow_band("sim:ACAK-00056", sim_dir=fleet.root) as band:
+            enroll(band, nes, "tw-user1", PASSWORD, quiet)
+
+    def one_reenroll() -> None:
+        with open_flow_band("sim:ACAK-00056", sim_dir=fleet.root) as band:
+            reenroll(band, nes, "tw-user2", PASSWORD, quiet)
+
+    out = {}
+    for name, run in (("enroll", one_enroll), ("reenroll", one_reenroll)):
+        ms = _timed(run)
+        out[name] = (ms, *counts.reset())
+    site.close()
+    return out
+
+
+def main() -> None:
+    counts = Counts()
+    counts.install()
+    samples: dict[str, list[float]] = {"enroll": [], "reenroll": []}
+    seen: dict[str, tuple[int, int]] = {}
+    floor: list[float] = []
+    for _ in range(ROUNDS):
+        root = Path(tempfile.mkdtemp())
+        try:
+            target = root / "floor.bin"
+            floor.append(_timed(lambda: atomic_write(target, b"x" * 1024)))  # noqa: B023
+            for name, (ms, opens, worlds) in _round(root, counts).items():
+                samples[name].append(ms)
+                seen[name] = (opens, worlds)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    base = statistics.median(floor)
+    print(f"{'flow':<36}{'median ms':>10}{'min':>8}{'max':>8}{'x floor':>9}"
+          f"{'flash opens':>13}{'world writes':>14}")
+    print(f"{'atomic 1 KiB replace + fsync (floor)':<36}{base:>10.2f}{min(floor):>8.2f}"
+          f"{max(floor):>8.2f}{1:>9.2f}")
+    for name, values in samples.items():
+        med = statistics.median(values)
+        opens, worlds = seen[name]
+        print(f"{name:<36}{med:>10.2f}{min(values):>8.2f}{max(values):>8.2f}"
+              f"{med / base:>9.1f}{opens:>13}{worlds:>14}")
+
+
+if __name__ == "__main__":
+    main()
