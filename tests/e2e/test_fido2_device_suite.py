@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from simulator.pcscd import PcscdHandle
 from tests.e2e.conformance import Row, record
 from tests.e2e.fido2_device_suite import (
@@ -55,5 +53,4 @@ def test_summary_line_is_read() -> None:
     assert parse_counts("x\n52 passed, 314 skipped in 6.68s\n") == {"passed": 52, "skipped": 314}
     assert parse_counts("== 1 failed, 2 passed, 3 errors in 1.0s ==") == {
         "failed": 1, "passed": 2, "errors": 3}
-    with pytest.raises(AssertionError):
-        assert parse_counts("no summary") != {}
+    assert parse_counts("no summary") == {}
