@@ -482,17 +482,13 @@ class EmulatedBand:
             self.release(button)
 
     def delete_gesture_held(self) -> bool:
-        """The Delete User Data gesture is being made: off the wrist, on the charger, the bottom
-        button held down and the hold not yet finished."""
+        """Off the wrist, on the charger, the bottom button held and its hold not yet done."""
         hold = self._holds.get(Button.BOTTOM)
-        return (hold is not None and not hold.fired and self.on_charger and not self.on_wrist
-                and self.power != PowerState.OFF
-                and self.fixture.capabilities.wipe_gesture == "delete-user-data")
+        return hold is not None and not hold.fired and self.on_charger and not self.on_wrist
 
     def wink(self) -> None:
         """Identify the band to its user: one short vibration (CTAPHID_WINK)."""
-        if self.power != PowerState.OFF:
-            self._vibrate(Haptic.SINGLE)
+        self._vibrate(Haptic.SINGLE)
 
     def _cancel_holds(self) -> None:
         for hold in self._holds.values():

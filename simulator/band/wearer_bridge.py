@@ -145,12 +145,15 @@ class BandWearer:
             self.band.power_cycle()
 
     def delete_gesture_held(self) -> bool:
-        with self.band.lock:
-            return self.band.delete_gesture_held()
+        band = self.band
+        with band.lock:
+            return (band.fixture.capabilities.wipe_gesture == "delete-user-data"
+                    and band.power.value != "off" and band.delete_gesture_held())
 
     def can_wink(self) -> bool:
         return self.band.fixture.capabilities.haptics
 
     def wink(self) -> None:
         with self.band.lock:
-            self.band.wink()
+            if self.band.power.value != "off":
+                self.band.wink()
