@@ -204,7 +204,7 @@ def wait(
 @app.command()
 def serve(
     ctaphid_udp: Annotated[bool, typer.Option(
-        "--ctaphid-udp", help="Serve FIDO2 as CTAPHID over UDP (bind 8111, reply to 7112).")
+        "--ctaphid-udp", help="Serve FIDO2 as CTAPHID over UDP (bind 8111, answer each sender).")
     ] = False,
     vpcd: Annotated[bool, typer.Option(
         "--vpcd", help="Make the band a contactless card for pcscd's vpcd reader.")] = False,
@@ -222,8 +222,10 @@ def serve(
         "--auto-presence", help="Answer every request for the wearer's action at once, as a "
         "matching finger on a worn band would (unattended CI).")] = False,
     port: Annotated[int, typer.Option(min=1, max=65535, help="UDP port to bind.")] = 8111,
-    peer_port: Annotated[int, typer.Option(min=1, max=65535,
-                                           help="UDP port on 127.0.0.1 to reply to.")] = 7112,
+    peer_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Send every report to this UDP port on 127.0.0.1 instead of "
+        "answering each sender (the public tooling sends from 7112 and is answered there).")
+    ] = None,
     speed: Annotated[float, typer.Option(min=0.001, help="Band seconds per wall second.")] = 1.0,
     sim_dir: SimDir = None,
 ) -> None:

@@ -35,7 +35,8 @@ from simulator.fleet import Fleet
 class FrontEnds:
     """Which front ends ``nymi-sim serve`` starts."""
 
-    ctaphid_udp: tuple[int, int] | None = None  # (port to bind, port on 127.0.0.1 to reply to)
+    # (port to bind, port on 127.0.0.1 to send every report to; None: answer each sender)
+    ctaphid_udp: tuple[int, int | None] | None = None
     vpcd_slot: int | None = None
     tap: bool = False
     ble_port: int | None = None  # HCI over TCP on 127.0.0.1 (0: any free port)
@@ -98,9 +99,7 @@ def live_band(fleet: Fleet, serial: str, *, auto_presence: bool) -> Iterator[Liv
             raise InvalidInputError(
                 f"band {serial} ({band.fixture.id}) has no FIDO2 authenticator")
         wearer = BandWearer(band, auto_presence=auto_presence)
-        authenticator = Authenticator(band.fixture, band.storage, wearer)
-        band.wipe_hooks.append(authenticator.on_user_data_erased)
-        band.power_cycle_hooks.append(authenticator.power_cycle)
+        authenticator = Authenticator(band.fixture, band.storage, wearer)  # hooks itself up
         yield LiveBand(band, wearer, authenticator)
 
 
@@ -170,8 +169,9 @@ async def serve_band(running: LiveBand | EmulatedBand, band_dir: Path, wanted: F
 
             port, peer = wanted.ctaphid_udp
             try:
-                server = await serve_ctaphid_udp(live.authenticator, port=port,
-                                                 peer=("127.0.0.1", peer))
+                server = await serve_ctaphid_udp(
+                    live.authenticator, port=port,
+                    peer=None if peer is None else ("127.0.0.1", peer))
             except OSError as exc:
                 raise BandUnreachableError(
                     f"cannot serve CTAPHID on UDP 127.0.0.1:{port}: {exc.strerror}",
@@ -179,7 +179,8 @@ async def serve_band(running: LiveBand | EmulatedBand, band_dir: Path, wanted: F
             stack.push_async_callback(server.close)
             extra["power-cycle"] = server.power_cycle
             meta["ctaphid_udp"] = [port, peer]
-            say(f"serving {serial} as CTAPHID over UDP on 127.0.0.1:{port} -> 127.0.0.1:{peer}")
+            to = "each sender" if peer is None else f"127.0.0.1:{peer}"
+            say(f"serving {serial} as CTAPHID over UDP on 127.0.0.1:{port}, answering {to}")
         if wanted.vpcd_slot is not None:
             reader = await _start_vpcd(live, wanted.vpcd_slot, stack, daemon_actions, say)
             meta["vpcd"] = {"slot": wanted.vpcd_slot, "reader": reader}

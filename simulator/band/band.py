@@ -481,6 +481,15 @@ class EmulatedBand:
         if button in self._holds:
             self.release(button)
 
+    def delete_gesture_held(self) -> bool:
+        """Off the wrist, on the charger, the bottom button held and its hold not yet done."""
+        hold = self._holds.get(Button.BOTTOM)
+        return hold is not None and not hold.fired and self.on_charger and not self.on_wrist
+
+    def wink(self) -> None:
+        """Identify the band to its user: one short vibration (CTAPHID_WINK)."""
+        self._vibrate(Haptic.SINGLE)
+
     def _cancel_holds(self) -> None:
         for hold in self._holds.values():
             if hold.timer is not None:

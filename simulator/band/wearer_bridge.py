@@ -6,6 +6,10 @@
 * A built-in UV attempt on a band that is not yet authenticated waits for the next finger on the
   sensor; an enrollment sample for authenticatorBioEnrollment is the next finger, too.
 * Taking the band off the wrist while a request waits cancels it.
+* It is the authenticator's :class:`~simulator.band.ctap.wearer.BandBody`: the authenticator
+  registers for the band's wipes and power losses through it, a power cycle it asks for is the
+  whole band's, authenticatorReset on a Nymi band asks it whether the Delete User Data gesture
+  is being made, and CTAPHID_WINK is one vibration.
 * ``auto_presence`` answers every request for the wearer's action at once, as a matching finger
   on a worn band would (for unattended CI): a worn band that is not authenticated is given a
   matching finger; a band that is off the wrist still has no wearer and is refused.
@@ -129,3 +133,27 @@ class BandWearer:
 
     def erase_user_data(self) -> None:
         self.band.erase_user_data()
+
+    # -- the band's own life (BandBody) ---------------------------------------------------------
+
+    def watch(self, on_erased: Callable[[], None], on_power_lost: Callable[[], None]) -> None:
+        self.band.wipe_hooks.append(on_erased)
+        self.band.power_cycle_hooks.append(on_power_lost)
+
+    def power_cycle(self) -> None:
+        with self.band.lock:
+            self.band.power_cycle()
+
+    def delete_gesture_held(self) -> bool:
+        band = self.band
+        with band.lock:
+            return (band.fixture.capabilities.wipe_gesture == "delete-user-data"
+                    and band.power.value != "off" and band.delete_gesture_held())
+
+    def can_wink(self) -> bool:
+        return self.band.fixture.capabilities.haptics
+
+    def wink(self) -> None:
+        with self.band.lock:
+            if self.band.power.value != "off":
+                self.band.wink()

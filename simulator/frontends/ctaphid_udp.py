@@ -1,13 +1,20 @@
 """CTAPHID over UDP: the band's USB-HID FIDO interface, one 64-byte report per datagram.
 
 This is the contract of the public FIDO2 simulator test tooling: the authenticator binds UDP
-127.0.0.1:8111 and sends every report to 127.0.0.1:7112; each datagram is exactly one CTAPHID
-report without a report id. Datagrams of any other length are ignored. The 64-byte
-:data:`~nymi_device.protocol.ctaphid.REBOOT_DATAGRAM` power-cycles the band and gets no reply.
+127.0.0.1:8111, and the host sends its reports from 127.0.0.1:7112, where it receives the
+answers; each datagram is exactly one CTAPHID report without a report id. Datagrams of any other
+length are ignored. The 64-byte :data:`~nymi_device.protocol.ctaphid.REBOOT_DATAGRAM`
+power-cycles the band (the whole band, through the authenticator) and gets no reply.
+
+Every answer goes to the sender of the datagram it answers: a reply to the address the request
+came from, keepalives and the result of a running request to the sender of that request. A host
+following the contract therefore gets its answers on 7112, and another process sending to the
+same port gets its own answers and never sees the first host's. ``peer`` pins one address for
+every report instead, for a host that sends from one port and listens on another.
 
 Typical use::
 
-    server = await serve_ctaphid_udp(authenticator)        # 127.0.0.1:8111 -> 127.0.0.1:7112
+    server = await serve_ctaphid_udp(authenticator)        # 127.0.0.1:8111, answers each sender
     ...
     server.power_cycle()                                   # from the control API
     await server.close()
@@ -67,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8111
+#: The port the public tooling sends from and listens on (its answers go there because it sends
+#: from there; pass it as ``peer`` only for a host that listens there but sends from elsewhere).
 DEFAULT_PEER: tuple[str, int] = ("127.0.0.1", 7112)
 #: Seconds between keepalives while a CBOR request runs; CTAP 2.1 §11.2.9.1.7 wants <= 100 ms.
 DEFAULT_KEEPALIVE_INTERVAL = 0.05
@@ -100,13 +109,16 @@ class CtapHidAuthenticator(Protocol):
         ...
 
     def power_cycle(self) -> None:
-        """Lose all volatile state, as when the band restarts."""
+        """Cut the band's power for an instant: the band's RAM is lost, not only the interface's."""
         ...
 
 
 @runtime_checkable
 class SupportsWink(Protocol):
-    """An authenticator that can identify itself physically (CTAPHID_WINK)."""
+    """An authenticator that can identify itself physically (CTAPHID_WINK).
+
+    An optional ``can_wink`` attribute (false: no vibration motor) withholds CAPABILITY_WINK.
+    """
 
     def wink(self) -> None: ...
 
@@ -115,6 +127,7 @@ class SupportsWink(Protocol):
 class _Request:
     token: int
     cid: int
+    addr: Address | None
     cancel: threading.Event = field(default_factory=threading.Event)
     status: int = KeepaliveStatus.PROCESSING
     discard: bool = False
@@ -139,8 +152,9 @@ class CtapHidUdpServer:
     :param authenticator: the band's authenticator (:class:`CtapHidAuthenticator`).
     :param host: address to bind.
     :param port: UDP port to bind; 0 picks a free port (see :attr:`address`).
-    :param peer: where every report is sent. ``None`` answers each channel at the address its last
-        datagram came from (handy for tests on ephemeral ports).
+    :param peer: where every report is sent. ``None`` (the default) answers each datagram's
+        sender: replies where the request came from, a running request's keepalives and result
+        where that request came from.
     :param msg_timeout: seconds a half-received message may stall before ERR_MSG_TIMEOUT.
     :param keepalive_interval: seconds between keepalives while a CBOR request runs.
     :param capabilities: INIT capability flags; by default derived from the authenticator
@@ -155,7 +169,7 @@ class CtapHidUdpServer:
         *,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
-        peer: Address | None = DEFAULT_PEER,
+        peer: Address | None = None,
         msg_timeout: float = DEFAULT_MSG_TIMEOUT,
         keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
         capabilities: Capability | None = None,
@@ -179,7 +193,8 @@ class CtapHidUdpServer:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._requests: dict[int, _Request] = {}
         self._reply_to: dict[int, Address] = {}
-        self._last_sender: Address | None = None
+        #: The sender of the datagram being handled (its synchronous replies go there).
+        self._sender: Address | None = None
         self._timer: asyncio.TimerHandle | None = None
         #: How many power cycles the band went through (reboot datagram or :meth:`power_cycle`).
         self.power_cycles = 0
@@ -293,12 +308,16 @@ class CtapHidUdpServer:
             return
         self._remember_sender(data, addr)
         assert self._loop is not None
-        self._perform(self.channels.receive(data, self._loop.time()))
+        self._sender = addr
+        try:
+            self._perform(self.channels.receive(data, self._loop.time()))
+        finally:
+            self._sender = None
 
     def _remember_sender(self, data: bytes, addr: Address) -> None:
+        """Where a channel's later reports (a message timeout) go: its last datagram's sender."""
         if self.peer is not None:
             return
-        self._last_sender = addr
         if len(self._reply_to) > 1024:  # arbitrary channel ids must not grow this without bound
             self._reply_to.clear()
         self._reply_to[int.from_bytes(data[:4], "big")] = addr
@@ -330,19 +349,20 @@ class CtapHidUdpServer:
 
     # ------------------------------------------------------------------ output
 
-    def _send_message(self, cid: int, cmd: int, payload: bytes) -> None:
+    def _send_message(self, cid: int, cmd: int, payload: bytes,
+                      to: Address | None = None) -> None:
         try:
             reports = encode_message(cid, cmd, payload)
         except ValueError:
             logger.error("response of %d bytes does not fit CTAPHID", len(payload))
             reports = [error_report(cid, HidErrorCode.OTHER)]
         for report in reports:
-            self._send_report(cid, report)
+            self._send_report(cid, report, to)
 
-    def _send_report(self, cid: int, report: bytes) -> None:
+    def _send_report(self, cid: int, report: bytes, to: Address | None = None) -> None:
         if self._transport is None:
             return
-        addr = self.peer or self._reply_to.get(cid) or self._last_sender
+        addr = self.peer or to or self._reply_to.get(cid) or self._sender
         if addr is None:
             return
         if logger.isEnabledFor(TRAFFIC):
@@ -353,7 +373,8 @@ class CtapHidUdpServer:
 
     def _start_request(self, action: Dispatch) -> None:
         assert self._loop is not None and self._executor is not None
-        request = _Request(token=action.token, cid=action.cid)
+        request = _Request(token=action.token, cid=action.cid,
+                           addr=self._reply_to.get(action.cid) or self._sender)
         self._requests[action.token] = request
         if action.cmd is Command.CBOR:
             request.keepalive = self._loop.call_later(
@@ -391,7 +412,7 @@ class CtapHidUdpServer:
             logger.error("authenticator failed on %s", cmd.name, exc_info=error)
             reply = (Command.ERROR, bytes([HidErrorCode.OTHER]))
         if self.channels.complete(request.token) and not request.discard:
-            self._send_message(request.cid, *reply)
+            self._send_message(request.cid, *reply, to=request.addr)
 
     def _on_keepalive_status(self, request: _Request, status: int) -> None:
         """The authenticator's keepalive callback (worker thread); the next tick reports it."""
@@ -403,7 +424,7 @@ class CtapHidUdpServer:
     def _keepalive_tick(self, request: _Request) -> None:
         if request.discard or self._requests.get(request.token) is not request:
             return
-        self._send_report(request.cid, keepalive_report(request.cid, request.status))
+        self._send_report(request.cid, keepalive_report(request.cid, request.status), request.addr)
         assert self._loop is not None
         request.keepalive = self._loop.call_later(
             self.keepalive_interval, self._keepalive_tick, request
@@ -448,7 +469,8 @@ class CtapHidUdpServer:
         except Exception as exc:  # any authenticator, even one without getInfo, can be served
             logger.debug("getInfo probe failed (%s); using CTAPHID defaults", exc)
         capabilities = Capability.CBOR
-        if isinstance(self.authenticator, SupportsWink):
+        if isinstance(self.authenticator, SupportsWink) and getattr(
+                self.authenticator, "can_wink", True):
             capabilities |= Capability.WINK
         if versions and "U2F_V2" not in versions:
             capabilities |= Capability.NMSG
@@ -475,14 +497,14 @@ async def serve_ctaphid_udp(
     *,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    peer: Address | None = DEFAULT_PEER,
+    peer: Address | None = None,
     msg_timeout: float = DEFAULT_MSG_TIMEOUT,
     keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
 ) -> CtapHidUdpServer:
     """Serve ``authenticator`` as CTAPHID over UDP and return the started server.
 
-    Defaults follow the public FIDO2 simulator contract: bind 127.0.0.1:8111, send every report to
-    127.0.0.1:7112. Stop it with ``await server.close()``.
+    Defaults follow the public FIDO2 simulator contract: bind 127.0.0.1:8111 and answer each
+    sender (the public tooling sends from 127.0.0.1:7112). Stop it with ``await server.close()``.
     """
     server = CtapHidUdpServer(
         authenticator,

@@ -35,7 +35,7 @@ from .get_assertion import get_assertion, get_next_assertion
 from .large_blobs import capacity, large_blobs
 from .make_credential import make_credential
 from .u2f import process_u2f
-from .wearer import Wearer
+from .wearer import BandBody, Wearer
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,10 @@ class Authenticator:
         if features.large_blobs:
             handlers[C.LARGE_BLOBS] = _mapped(large_blobs)
         self._handlers = handlers
+        self._body = wearer if isinstance(wearer, BandBody) else None
+        if self._body is not None:
+            # The band tells its authenticator itself: whoever embeds one gets a consistent pair.
+            self._body.watch(self.on_user_data_erased, self.lose_power)
         # Commands that may continue the remembered state of the previous one (§6.3, §6.8).
         continuing = {C.GET_NEXT_ASSERTION, C.CREDENTIAL_MANAGEMENT, C.CREDENTIAL_MANAGEMENT_PRE}
         # command byte -> (handler, takes parameters, keeps the previous command's state)
@@ -226,7 +230,24 @@ class Authenticator:
                     self._apply_deferred()
 
     def power_cycle(self) -> None:
-        """The band lost power: volatile state goes, flash stays, the reset window reopens.
+        """Cut the band's power for an instant (a reboot request from the host, the control API).
+
+        On a band this is the whole band's power cycle: its RAM is lost, wrist authentication
+        included, and the band's power-loss hook brings the authenticator down with it
+        (:meth:`lose_power`). An authenticator without a band body loses only its own RAM.
+        """
+        if self._body is not None:
+            self._body.power_cycle()
+        else:
+            self.lose_power()
+
+    def lose_power(self) -> None:
+        """The authenticator lost power: volatile state goes, flash stays, the reset window reopens.
+
+        The band calls it when the whole band restarts; the NFC front end when the reader's field
+        goes away, because the FIDO interface over NFC runs on the field: its pinUvAuthTokens,
+        key-agreement keys, the three-wrong-PINs block and any pending command state are gone,
+        while the band itself (battery, wrist authentication) carries on.
 
         Never blocks on a command in progress in another thread (the band calls this from the
         thread that moves the physical world, which that command's wearer may be waiting on):
@@ -235,6 +256,16 @@ class Authenticator:
         core = self._core
         core.power_up = core.clock()
         self._defer(erase=False)
+
+    @property
+    def can_wink(self) -> bool:
+        """CTAPHID_WINK is served: the band has a vibration motor."""
+        return self._body is not None and self._body.can_wink()
+
+    def wink(self) -> None:
+        """CTAPHID_WINK: one short vibration (nothing on a band without haptics)."""
+        if self._body is not None and self._body.can_wink():
+            self._body.wink()
 
     def on_user_data_erased(self) -> None:
         """Delete User Data crypto-erased the flash: drop every cache of user data.
@@ -316,14 +347,31 @@ class Authenticator:
         return b"\x00" + codec.encode({int(k): v for k, v in info.items()})
 
     def _reset(self, core: Core) -> bytes:
-        """authenticatorReset (§6.6): on a band this is Delete User Data."""
-        if core.clock() - core.power_up > RESET_WINDOW_S:
-            raise CtapError(ERR.NOT_ALLOWED)
-        core.user.require_presence(on_timeout=ERR.USER_ACTION_TIMEOUT)
+        """authenticatorReset (§6.6): on a band this is Delete User Data.
+
+        Where presence is the wrist authentication (Nymi models), a reset that would destroy an
+        enrolled user's data demands what the band demands for Delete User Data: the band off
+        the wrist, on its charger, with the bottom button held down while the request arrives;
+        that gesture is then the evidence of user interaction. Anything else is
+        CTAP2_ERR_OPERATION_DENIED and changes nothing. Elsewhere (a button for presence) the
+        press within 10 s of power-up is the gesture (§6.6).
+        """
+        if core.features.wrist_presence:
+            self._require_delete_gesture(core)
+        else:
+            if core.clock() - core.power_up > RESET_WINDOW_S:
+                raise CtapError(ERR.NOT_ALLOWED)
+            core.user.require_presence(on_timeout=ERR.USER_ACTION_TIMEOUT)
         core.wearer.erase_user_data()
         core.invalidate()
         core.drop_volatile()
         return b"\x00"
+
+    @staticmethod
+    def _require_delete_gesture(core: Core) -> None:
+        held = getattr(core.wearer, "delete_gesture_held", None)
+        if held is None or not held():
+            raise CtapError(ERR.OPERATION_DENIED)
 
     def _selection(self, core: Core) -> bytes:
         """authenticatorSelection (§6.9): a test of user presence, nothing else."""

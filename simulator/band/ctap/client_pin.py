@@ -261,6 +261,10 @@ class ClientPin:
         uv_token = self._features.builtin_uv and (
             self._features.pin_uv_auth_token or self._features.uv_token_unadvertised)
         if sub == C.GET_PIN_RETRIES:
+            if self._features.client_pin and not self.pin_set:
+                # No PIN, no retries to count: deployed authenticators answer PIN_NOT_SET here,
+                # and platforms (python-fido2 among them) rely on it after a reset.
+                raise CtapError(ERR.PIN_NOT_SET)
             return {
                 ClientPin.RESULT.PIN_RETRIES: self.pin_retries,
                 ClientPin.RESULT.POWER_CYCLE_STATE: self.power_cycle_state,

@@ -170,6 +170,12 @@ def get_assertion(core: Core, params: Mapping[int, Any]) -> bytes:
     # authenticated on the wrist releases no key (its wrist UV above proved it is).
     if not uv_flag and features.wrist_presence:
         user_io.require_worn()
+    # On a band whose UV is the wrist authentication, the wearer was verified by fingerprint
+    # before any credential is touched (just above): a userVerificationRequired credential the
+    # platform names in allowList is applicable (a platform's silent up=false check finds it);
+    # the UV flag still follows the request's own "uv". Without allowList the strict rule stays:
+    # the band does not list such credentials unless asked for UV.
+    verified = uv_flag or features.wrist_uv
     rp_id_hash = core.rp_id_hashes.get(rp_id) or core.rp_id_hash(rp_id)
     store = core.creds
     selected: Credential | None = None
@@ -183,7 +189,7 @@ def get_assertion(core: Core, params: Mapping[int, Any]) -> bytes:
             credential = cache.get(cred_id)
             if credential is None or credential.rp_id_hash != rp_id_hash:
                 credential = store.find(cred_id, rp_id_hash)
-            if credential is not None and (uv_flag or credential.cred_protect != _UV_REQUIRED):
+            if credential is not None and (verified or credential.cred_protect != _UV_REQUIRED):
                 selected = credential  # §6.2.2 step 11: any applicable credential will do
                 break
     else:

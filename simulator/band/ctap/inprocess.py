@@ -22,7 +22,9 @@ class InProcessCtapDevice(CtapDevice):
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
-        caps = CAPABILITY.CBOR | CAPABILITY.WINK
+        caps = CAPABILITY.CBOR
+        if authenticator.can_wink:
+            caps |= CAPABILITY.WINK
         if not authenticator.fixture.ctap or not authenticator.fixture.ctap.u2f:
             caps |= CAPABILITY.NMSG
         self._capabilities = int(caps)
@@ -52,8 +54,11 @@ class InProcessCtapDevice(CtapDevice):
             )
         if cmd == CTAPHID.MSG:
             return self.authenticator.process_u2f(bytes(data))
-        if cmd in (CTAPHID.WINK, CTAPHID.PING):
-            return bytes(data) if cmd == CTAPHID.PING else b""
+        if cmd == CTAPHID.WINK and self.authenticator.can_wink:
+            self.authenticator.wink()
+            return b""
+        if cmd == CTAPHID.PING:
+            return bytes(data)
         raise CtapError(CtapError.ERR.INVALID_COMMAND)
 
     @classmethod

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -128,6 +128,37 @@ class Wearer(Protocol):
         ...
 
 
+@runtime_checkable
+class BandBody(Protocol):
+    """What a wearer that *is* a band's body adds (optional; :class:`BandWearer` has it).
+
+    With it the authenticator follows the band's own life: it registers for the band's wipes and
+    power losses itself, a power cycle it is asked for is the whole band's (its RAM, wrist
+    authentication included), Delete User Data through authenticatorReset demands the band's
+    gesture, and CTAPHID_WINK is a vibration.
+    """
+
+    def watch(self, on_erased: Callable[[], None], on_power_lost: Callable[[], None]) -> None:
+        """Call ``on_erased`` after every Delete User Data, ``on_power_lost`` after power loss."""
+        ...
+
+    def power_cycle(self) -> None:
+        """Cut the band's power for an instant (its RAM is lost, its flash kept)."""
+        ...
+
+    def delete_gesture_held(self) -> bool:
+        """Off the wrist, on the charger, the bottom button held down right now."""
+        ...
+
+    def can_wink(self) -> bool:
+        """The band has a vibration motor."""
+        ...
+
+    def wink(self) -> None:
+        """One short vibration, to tell the user which band the host means."""
+        ...
+
+
 class AutoWearer:
     """Unattended CI: a matching finger on a worn band; every request granted at once.
 
@@ -172,9 +203,12 @@ class ScriptedWearer:
         samples: Iterable[SampleResult] = (),
         default_uv: UvResult = UvResult.MATCHED,
         default_sample: SampleResult | None = None,
+        delete_gesture: bool = False,
     ) -> None:
         self._storage = storage
         self.verified = verified
+        #: Whether :meth:`delete_gesture_held` reports the Delete User Data gesture.
+        self.delete_gesture = delete_gesture
         self.presence: deque[PresenceResult] = deque(presence)
         self.uv: deque[UvResult] = deque(uv)
         self.samples: deque[SampleResult] = deque(samples)
@@ -205,6 +239,10 @@ class ScriptedWearer:
         if cancel.is_set():
             return SampleResult.cancelled()
         return self.samples.popleft() if self.samples else self.default_sample
+
+    def delete_gesture_held(self) -> bool:
+        """Off the wrist, on the charger, bottom button held (scripted)."""
+        return self.delete_gesture
 
     def erase_user_data(self) -> None:
         self.calls.append("erase")

@@ -96,6 +96,9 @@ class Applet(ABC):
     def process(self, command: CommandApdu) -> ResponseApdu | Pending:
         """Answer one (assembled) command addressed to this applet."""
 
+    def power_lost(self) -> None:  # noqa: B027 - optional hook
+        """The reader's field went away: whatever the applet keeps in RAM is gone."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release threads or other resources; the applet is not used afterwards."""
 
@@ -151,9 +154,12 @@ class CardOS:
         with self._lock:
             self._reset_state()
             self._powered = False
+            for applet in self._applets:
+                applet.power_lost()
 
     def reset(self) -> None:
-        """A warm reset: like power off then on."""
+        """A reset from the reader: the field drops and comes back (power off, then on)."""
+        self.power_off()
         self.power_on()
 
     def close(self) -> None:

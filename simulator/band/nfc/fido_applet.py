@@ -14,6 +14,10 @@
   to :meth:`Authenticator.process_u2f` when the fixture has U2F, else ``6D00``.
 * A new request while one is running gets ``6985``; selecting another applet, or the field going
   away, cancels the running one.
+* The field going away is a power cycle of the FIDO interface (:meth:`FidoApplet.power_lost`):
+  the authenticator forgets its pinUvAuthTokens, key-agreement keys, the block after three wrong
+  PINs in a row and any stateful command, and its 10 s reset window opens again with the next
+  field (CTAP 2.1 §6.5.5.7, §6.6). The band's own state (wrist authentication, battery) stays.
 
 Work that finishes within ``inline_wait_s`` is answered at once; otherwise the applet returns a
 future, resolved by the worker thread, so the front end's event loop is never blocked by a wait
@@ -195,6 +199,12 @@ class FidoApplet(Applet):
         job, self._job = self._job, None
         if job is not None:
             job.cancel.set()
+
+    def power_lost(self) -> None:
+        self.deselect()
+        lose_power = getattr(self._authenticator, "lose_power", None)
+        if lose_power is not None:
+            lose_power()
 
     def close(self) -> None:
         self.deselect()

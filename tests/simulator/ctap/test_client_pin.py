@@ -50,8 +50,11 @@ def _ga(band, protocol: PinProtocol, token: bytes, rp: str, allow, up: bool = Tr
 def test_set_change_and_get_tokens(make_band, protocol: PinProtocol) -> None:
     band = make_band(REFERENCE)
     pin = ClientPin(band.ctap2, protocol)
-    assert pin.get_pin_retries() == (8, False)
+    with pytest.raises(CtapError) as no_pin:  # no PIN, no retries to count
+        pin.get_pin_retries()
+    assert no_pin.value.code == CtapError.ERR.PIN_NOT_SET
     pin.set_pin("1234")
+    assert pin.get_pin_retries() == (8, False)
     assert band.ctap2.get_info().options["clientPin"] is True
     token = pin.get_pin_token("1234", PERM.MAKE_CREDENTIAL, "example.com")
     resp = _mc(band, protocol, token)
