@@ -58,7 +58,7 @@ def _refused(directory: Path) -> str:
 
 
 def test_a_flipped_byte_anywhere_but_a_torn_tail_is_refused(tmp_path: Path) -> None:
-    directory, ends, states = _history(tmp_path)
+    directory, _ends, states = _history(tmp_path)
     journal = directory / "journal.log"
     full = journal.read_bytes()
     for offset in range(len(full)):
@@ -83,7 +83,7 @@ def test_a_flipped_deletion_record_does_not_bring_a_credential_back(tmp_path: Pa
 
 
 def test_a_damaged_last_record_keeps_the_counter(tmp_path: Path) -> None:
-    directory, ends, _ = _history(tmp_path)
+    directory, _ends, _ = _history(tmp_path)
     journal = directory / "journal.log"
     damaged = bytearray(journal.read_bytes())
     damaged[-2] ^= 0x10
@@ -132,7 +132,7 @@ def test_a_missing_file_is_refused_and_nothing_is_recreated(tmp_path: Path) -> N
 
 
 def test_another_bands_secure_element_is_refused(tmp_path: Path) -> None:
-    directory, _, states = _history(tmp_path)
+    directory, _, _states = _history(tmp_path)
     other, _, _ = _history(tmp_path / "other")
     good = (directory / "se.bin").read_bytes()
     (directory / "se.bin").write_bytes((other / "se.bin").read_bytes())
@@ -154,7 +154,7 @@ def test_an_older_secure_element_after_a_wipe_is_refused(tmp_path: Path) -> None
 
 def test_an_interrupted_wipe_is_finished_by_the_next_write_not_by_opening(
         tmp_path: Path) -> None:
-    directory, _, states = _history(tmp_path)
+    directory, _, _states = _history(tmp_path)
     journal = directory / "journal.log"
     with FlashStorage.open(directory) as storage:
         old_journal = journal.read_bytes()
