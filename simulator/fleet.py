@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise StorageError(f"{path} is damaged: not a JSON object")
     return value
+
+
+def _world_check(world: dict[str, Any]) -> int:
+    """CRC32 of the world's canonical JSON: a changed byte in world.json is seen, not obeyed."""
+    return zlib.crc32(json.dumps(world, sort_keys=True, allow_nan=False).encode())
 
 
 def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +191,11 @@ class Fleet:
         world = read_json_object(path / "world.json")
         time = world.get("time")
         seq = world.get("flash_seq", 0)
+        check = world.pop("check", None)
+        # Every world written with a flash_seq carries its check (older ones had neither).
+        if (check is None and "flash_seq" in world) or (
+                check is not None and check != _world_check(world)):
+            raise StorageError(f"{path / 'world.json'} is damaged: it fails its checksum")
         if (world.get("serial", serial) != serial or not isinstance(time, int | float)
                 or time < 0 or not isinstance(seq, int)):
             raise StorageError(f"{path / 'world.json'} is damaged: it does not describe "
@@ -212,6 +223,7 @@ class Fleet:
     def _save(self, path: Path, band: EmulatedBand) -> None:
         world = {**band.world(), "serial": band.identity.serial,
                  "flash_seq": band.storage.sequence}
+        world["check"] = _world_check(world)
         atomic_write(path / "world.json",
                      json.dumps(world, sort_keys=True, allow_nan=False).encode() + b"\n",
                      durable=self.durable)
