@@ -130,6 +130,19 @@ def fixture_list(as_json: Json = False) -> None:
 
 
 @app.command()
+def status(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
+    """Show the band's present state (reads only: nothing in the fleet directory changes)."""
+    fleet = _fleet(sim_dir)
+    port = daemon_port(fleet.band_dir(serial))
+    if port is not None:
+        result = send_action(port, "status")
+    else:
+        with fleet.open_band(serial, save=False) as band:
+            result = apply_action(band, "status", {})
+    _report(result, as_json)
+
+
+@app.command()
 def wear(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Put the band on a wrist."""
     _act(sim_dir, serial, as_json, "wear")

@@ -22,7 +22,7 @@ def fail(message: str, code: int = EXIT_REFUSED) -> typer.Exit:
 
 
 def emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    print(json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=False))
 
 
 def run_app(app: typer.Typer, prog_name: str, argv: list[str] | None = None) -> int:

@@ -11,9 +11,25 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from nymi_device.errors import InvalidInputError
+
+#: The longest band time one step may let pass (ten years): more is a mistake, not a test.
+MAX_DURATION_S = 10 * 365 * 24 * 3600.0
+
+
+def check_duration(seconds: object, what: str = "duration") -> float:
+    """``seconds`` if it is a finite, non-negative, sensible number of band seconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise InvalidInputError(f"{what} must be a number of seconds, got {seconds!r}")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_DURATION_S:
+        raise InvalidInputError(
+            f"{what} must be between 0 and {MAX_DURATION_S:.0f} band seconds, got {seconds!r}")
+    return float(seconds)
 
 
 @dataclass(order=True)
@@ -37,8 +53,10 @@ class VirtualClock:
     """
 
     def __init__(self, start: float = 0.0, speed: float = 1.0) -> None:
-        if speed <= 0:
+        if not (math.isfinite(speed) and speed > 0):
             raise ValueError("clock speed must be positive")
+        if not math.isfinite(start) or start < 0:
+            raise InvalidInputError(f"band time must be a finite number of seconds, got {start}")
         self._now = float(start)
         self.speed = speed
         self._timers: list[Timer] = []
@@ -90,9 +108,11 @@ class VirtualClock:
         """Move band time forward, firing every timer and background event that falls due."""
         if seconds < 0:
             raise ValueError("band time cannot go backwards")
-        self.advance_to(self._now + seconds)
+        self.advance_to(self._now + check_duration(seconds, "band time to let pass"))
 
     def advance_to(self, target: float) -> None:
+        if not math.isfinite(target):
+            raise InvalidInputError(f"band time must be finite, got {target}")
         while True:
             event = self._next_event()
             if event is None or event[0] > target:

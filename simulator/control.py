@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from nymi_device.protocol.model import Button
 from simulator.band.band import EmulatedBand
 from simulator.band.records import BandPolicy
 from simulator.band.storage import atomic_write
+from simulator.clock import check_duration
 from simulator.fleet import describe
 
 CONTROL_FILE = "control.json"
@@ -55,9 +57,14 @@ def _set_label(band: EmulatedBand, params: dict[str, Any]) -> None:
 
 
 def _seconds(params: dict[str, Any], name: str = "seconds") -> float:
-    value = params.get(name)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise InvalidInputError(f"{name} must be a non-negative number, got {value!r}")
+    return check_duration(params.get(name), name)
+
+
+def _percent(params: dict[str, Any]) -> float:
+    value = params.get("percent")
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not 0 <= value <= 100):
+        raise InvalidInputError(f"percent must be a number from 0 to 100, got {value!r}")
     return float(value)
 
 
@@ -69,7 +76,7 @@ ACTIONS: dict[str, Action] = {
     "hold": lambda b, p: b.hold(_button(p), _seconds(p)),
     "finger": lambda b, p: b.place_finger(match=bool(p.get("match", True)),
                                           ecg_ok=bool(p.get("ecg", True))),
-    "battery": lambda b, p: b.set_battery(_seconds(p, "percent")),
+    "battery": lambda b, p: b.set_battery(_percent(p)),
     "wait": lambda b, p: b.clock.advance(_seconds(p)),
     "power-cycle": lambda b, p: b.power_cycle(),
     "status": lambda b, p: None,
@@ -129,7 +136,7 @@ class ControlServer:
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0, limit=MAX_LINE)
         port = int(self._server.sockets[0].getsockname()[1])
         published = {**self.meta, "port": port, "pid": os.getpid()}
         atomic_write(self.band_dir / CONTROL_FILE, json.dumps(published).encode(), durable=False)
@@ -144,8 +151,13 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while line := await reader.readline():
-                writer.write(json.dumps(await self.handle_async(line)).encode() + b"\n")
+            while (line := await read_request(reader)) is not None:
+                if line is _OVERLONG:
+                    answer = _refusal(InvalidInputError(
+                        f"control request longer than {MAX_LINE} bytes"))
+                else:
+                    answer = await self.handle_async(line)
+                writer.write(encode_answer(answer))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -155,44 +167,86 @@ class ControlServer:
     async def handle_async(self, line: bytes) -> dict[str, Any]:
         """Daemon-only actions first (they may wait on I/O), then the shared ones."""
         try:
-            request = json.loads(line)
-        except json.JSONDecodeError:
-            return self.handle(line)
-        action = request.get("action") if isinstance(request, dict) else None
-        if action not in self.daemon_actions:
-            return self.handle(line)
-        params = request.get("params") or {}
-        try:
-            if not isinstance(params, dict):
-                raise InvalidInputError("'params' must be a JSON object")
+            action, params = parse_request(line)
+            if action not in self.daemon_actions:
+                return self.handle(line)
             extra = await self.daemon_actions[action](params)
             with self.band.lock:
                 return {"ok": True, "result": {**describe(self.band, len(self.band.events)),
                                                **extra}}
-        except InvalidInputError as exc:
-            return {"ok": False, "kind": "invalid-input", "error": str(exc)}
         except BandError as exc:
-            return {"ok": False, "kind": "refused", "error": str(exc)}
+            return _refusal(exc)
 
     def handle(self, line: bytes) -> dict[str, Any]:
         try:
-            request = json.loads(line)
-            if not isinstance(request, dict) or not isinstance(request.get("action"), str):
-                raise InvalidInputError("a control request is a JSON object with an 'action'")
-            params = request.get("params") or {}
-            if not isinstance(params, dict):
-                raise InvalidInputError("'params' must be a JSON object")
-            action = request["action"]
+            action, params = parse_request(line)
             result = apply_action(self.band, action, params)
             if action in self.extra:
                 self.extra[action]()
             return {"ok": True, "result": result}
-        except json.JSONDecodeError:
-            return {"ok": False, "kind": "invalid-input", "error": "control request is not JSON"}
-        except InvalidInputError as exc:
-            return {"ok": False, "kind": "invalid-input", "error": str(exc)}
         except BandError as exc:
-            return {"ok": False, "kind": "refused", "error": str(exc)}
+            return _refusal(exc)
+
+
+#: The longest request line the control socket reads (longer ones are answered with an error).
+MAX_LINE = 64 * 1024
+_OVERLONG = b"<overlong>"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes | None:
+    """The next request line; :data:`_OVERLONG` for one over :data:`MAX_LINE` (dropped whole);
+    None at the end of the stream."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial or None
+    except asyncio.LimitOverrunError as exc:
+        consumed = exc.consumed
+    while True:  # drop the rest of the overlong line, up to and with its newline
+        await reader.readexactly(consumed)
+        try:
+            await reader.readuntil(b"\n")
+            return _OVERLONG
+        except asyncio.IncompleteReadError:
+            return _OVERLONG
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
+
+
+def _no_constant(name: str) -> object:
+    raise InvalidInputError(f"{name} is not a number (give a finite number of seconds)")
+
+
+def parse_request(line: bytes) -> tuple[str, dict[str, Any]]:
+    """A control request ``{"action": ..., "params": {...}}``; InvalidInputError otherwise."""
+    try:
+        request = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise InvalidInputError("control request is not UTF-8 text") from None
+    except RecursionError:
+        raise InvalidInputError("control request is nested too deeply") from None
+    except json.JSONDecodeError:
+        raise InvalidInputError("control request is not JSON") from None
+    if not isinstance(request, dict) or not isinstance(request.get("action"), str):
+        raise InvalidInputError("a control request is a JSON object with an 'action'")
+    params = request.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidInputError("'params' must be a JSON object")
+    return request["action"], params
+
+
+def _refusal(exc: BandError) -> dict[str, Any]:
+    kind = "invalid-input" if isinstance(exc, InvalidInputError) else "refused"
+    return {"ok": False, "kind": kind, "error": str(exc)}
+
+
+def encode_answer(answer: dict[str, Any]) -> bytes:
+    """One answer line; strictly JSON (an answer that is not becomes an error answer)."""
+    try:
+        return json.dumps(answer, allow_nan=False).encode() + b"\n"
+    except (ValueError, TypeError) as exc:
+        return json.dumps(_refusal(PhysicalActionError(
+            f"the band's answer cannot be sent: {exc}"))).encode() + b"\n"
 
 
 # -- client side --------------------------------------------------------------------------------

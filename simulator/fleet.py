@@ -10,22 +10,31 @@ Layout (default ``./.nymi-sim``, shared by ``nymi-sim`` and ``nymi-band``)::
 A command opens a band with :meth:`Fleet.open_band`; when the block ends without an error the
 band's pending interactions are settled and its world and new events are saved. A block that
 raises saves nothing, so a refused action leaves the directory as it was.
+
+Opening checks that the files belong together before anything is written: ``band.json`` and
+``world.json`` name this serial, the identity on flash names this serial and fixture, and the
+flash holds at least every commit the world saw (``flash_seq``), so a journal rolled back to an
+earlier, intact state is refused rather than replayed. Damage is refused in one line
+(:class:`~nymi_device.errors.StorageError`). Delete User Data also reaches the event log: the
+Band Label is blanked in every event the band kept before the wipe.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nymi_device.errors import InvalidInputError, UnknownBandError
-from nymi_device.protocol.model import BandEvent
+from nymi_device.errors import BandError, InvalidInputError, StorageError, UnknownBandError
+from nymi_device.protocol.model import BandEvent, EventKind
 from simulator.band.band import EmulatedBand
 from simulator.band.management_identity import provision_management_identity
 from simulator.band.records import Identity
@@ -35,6 +44,55 @@ from simulator.fixtures import SERIAL_PATTERN, Fixture, load_fixture
 
 DEFAULT_SIM_DIR = Path(".nymi-sim")
 _SERIAL = re.compile(SERIAL_PATTERN)
+_FIXTURE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+#: Event data fields that hold the wearer's data (Delete User Data blanks them in the log).
+_USER_DATA_FIELDS = ("label", "band_label")
+
+
+def _not_json_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _check_finite(value: object) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_finite(item)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object file of the fleet directory; one-line :class:`StorageError` if damaged."""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_not_json_constant)
+        _check_finite(value)
+    except FileNotFoundError:
+        raise StorageError(f"{path} is missing") from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())
+        raise StorageError(f"{path} is damaged: {reason}") from None
+    if not isinstance(value, dict):
+        raise StorageError(f"{path} is damaged: not a JSON object")
+    return value
+
+
+def _world_check(world: dict[str, Any]) -> int:
+    """CRC32 of the world's canonical JSON: a changed byte in world.json is seen, not obeyed."""
+    return zlib.crc32(json.dumps(world, sort_keys=True, allow_nan=False).encode())
+
+
+def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without the wearer's data in it (what is left after Delete User Data)."""
+    data = event.get("data")
+    if not isinstance(data, dict) or not any(data.get(k) for k in _USER_DATA_FIELDS):
+        return event
+    return {**event, "data": {k: (None if k in _USER_DATA_FIELDS else v)
+                              for k, v in data.items()}}
 
 
 def default_sim_dir() -> Path:
@@ -77,8 +135,13 @@ class Fleet:
         return path
 
     def fixture_of(self, serial: str) -> Fixture:
-        meta = json.loads((self.band_dir(serial) / "band.json").read_text())
-        return load_fixture(str(meta["fixture"]))
+        path = self.band_dir(serial) / "band.json"
+        meta = read_json_object(path)
+        fixture_id = meta.get("fixture")
+        if meta.get("serial") != serial or not isinstance(fixture_id, str) or (
+                not _FIXTURE_ID.match(fixture_id)):
+            raise StorageError(f"{path} is damaged: it does not describe band {serial}")
+        return load_fixture(fixture_id)
 
     def add_band(self, fixture_id: str, serial: str) -> EmulatedBand:
         """Create a band from a fixture; all or nothing (built aside, then renamed in)."""
@@ -110,14 +173,52 @@ class Fleet:
         """The band as it was left; saved (settled) when the block ends without error."""
         path = self.band_dir(serial)
         fixture = self.fixture_of(serial)
-        world = json.loads((path / "world.json").read_text())
-        clock = VirtualClock(start=float(world["time"]))
-        with FlashStorage.open(path / "flash", durable=self.durable) as storage:
-            band = EmulatedBand.restore(fixture, storage, clock, world)
+        world = self._read_world(path, serial)
+        with FlashStorage.open(path / "flash", durable=self.durable, create=False) as storage:
+            seen = world.get("flash_seq", 0)
+            if storage.sequence < seen:
+                raise StorageError(
+                    f"flash of band {serial} is older than its world.json (commit "
+                    f"{storage.sequence}, the band had reached {seen}): it was rolled back")
+            band = self._restore(path, fixture, storage, world)
             yield band
             if save:
                 band.settle()
                 self._save(path, band)
+
+    @staticmethod
+    def _read_world(path: Path, serial: str) -> dict[str, Any]:
+        world = read_json_object(path / "world.json")
+        time = world.get("time")
+        seq = world.get("flash_seq", 0)
+        check = world.pop("check", None)
+        # Every world written with a flash_seq carries its check (older ones had neither).
+        if (check is None and "flash_seq" in world) or (
+                check is not None and check != _world_check(world)):
+            raise StorageError(f"{path / 'world.json'} is damaged: it fails its checksum")
+        if (world.get("serial", serial) != serial or not isinstance(time, int | float)
+                or time < 0 or not isinstance(seq, int)):
+            raise StorageError(f"{path / 'world.json'} is damaged: it does not describe "
+                               f"band {serial}")
+        return world
+
+    @staticmethod
+    def _restore(path: Path, fixture: Fixture, storage: FlashStorage,
+                 world: dict[str, Any]) -> EmulatedBand:
+        serial = path.name
+        try:
+            band = EmulatedBand.restore(fixture, storage, VirtualClock(start=world["time"]),
+                                        world)
+        except BandError:
+            raise
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StorageError(f"{path / 'world.json'} is damaged: {exc!r}") from None
+        identity = band.identity
+        if identity.serial != serial or identity.fixture != fixture.id:
+            raise StorageError(
+                f"band {serial}: its flash belongs to {identity.serial} ({identity.fixture}), "
+                f"its band.json says {serial} ({fixture.id})")
+        return band
 
     def save_band(self, serial: str, band: EmulatedBand, saved_events: int = 0, *,
                   durable: bool | None = None) -> int:
@@ -132,14 +233,39 @@ class Fleet:
 
     def _save(self, path: Path, band: EmulatedBand, saved_events: int = 0, *,
               durable: bool | None = None) -> None:
+        world = {**band.world(), "serial": band.identity.serial,
+                 "flash_seq": band.storage.sequence}
+        world["check"] = _world_check(world)
         atomic_write(path / "world.json",
-                     json.dumps(band.world(), sort_keys=True).encode() + b"\n",
+                     json.dumps(world, sort_keys=True, allow_nan=False).encode() + b"\n",
                      durable=self.durable if durable is None else durable)
-        new_events = band.events[saved_events:]
+        new_events = [e.to_dict() for e in band.events[saved_events:]]
+        wiped = [i for i, e in enumerate(band.events)
+                 if e.kind == EventKind.WIPE and e.data.get("phase") == "done"]
+        if wiped:
+            new_events = [redact_user_data(e) if saved_events + i < wiped[-1] else e
+                          for i, e in enumerate(new_events)]
+            self._redact_event_log(path / "events.jsonl")
         if new_events:
             with open(path / "events.jsonl", "a", encoding="utf-8") as f:
                 for event in new_events:
-                    f.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+                    f.write(json.dumps(event, sort_keys=True) + "\n")
+
+    def _redact_event_log(self, path: Path) -> None:
+        """Blank the wearer's data in every event logged so far (Delete User Data ran)."""
+        if not path.exists():
+            return
+        lines = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                lines.append(line)
+                continue
+            lines.append(json.dumps(redact_user_data(event), sort_keys=True)
+                         if isinstance(event, dict) else line)
+        atomic_write(path, "".join(f"{line}\n" for line in lines).encode(),
+                     durable=self.durable)
 
     def event_log(self, serial: str, last: int | None = None) -> list[BandEvent]:
         path = self.band_dir(serial) / "events.jsonl"

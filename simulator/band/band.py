@@ -43,7 +43,7 @@ from simulator.band.records import (
     save_user_data,
 )
 from simulator.band.storage import FlashStorage
-from simulator.clock import Timer, VirtualClock
+from simulator.clock import Timer, VirtualClock, check_duration
 from simulator.fixtures import Fixture
 
 EventListener = Callable[[BandEvent], None]
@@ -171,6 +171,9 @@ class EmulatedBand:
         self.last_activity = float(w["last_activity"])
         self.charger_since = w.get("charger_since")
         self.shutdown_at = w.get("shutdown_at")
+        # The rate since the battery's last change is the one of the state just loaded (it
+        # changes only with that state), not the one of a band that was just built.
+        self._rebase_battery(at=self.battery.since)
         self._rebase_battery()
 
     # -- observation ----------------------------------------------------------------------
@@ -267,11 +270,12 @@ class EmulatedBand:
 
     # -- time-driven background: battery, sleep, lockout timeout ---------------------------
 
-    def _rebase_battery(self) -> None:
-        now = self.clock.now()
+    def _rebase_battery(self, at: float | None = None) -> None:
+        """Fix the battery's level (at ``at``, default now) and start the present state's rate."""
         charging = self.on_charger
         draining = not charging and self.power != PowerState.OFF
-        self.battery.rebase(now, draining=draining, charging=charging)
+        self.battery.rebase(self.clock.now() if at is None else at,
+                            draining=draining, charging=charging)
 
     def _next_background_event(self) -> tuple[float, Callable[[], None]] | None:
         now = self.clock.now()
@@ -474,8 +478,7 @@ class EmulatedBand:
 
     def hold(self, button: Button, seconds: float) -> None:
         """Hold ``button`` for ``seconds`` of band time, then release it."""
-        if seconds < 0:
-            raise InvalidInputError(f"hold time must not be negative, got {seconds}")
+        check_duration(seconds, "hold time")
         self.press(button)
         self.clock.advance(seconds)
         if button in self._holds:

@@ -4,19 +4,21 @@ Layout of one band's flash directory::
 
     se.bin        the emulated secure element: the device root key (never changes) and the
                   user-data master key with its generation (replaced by Delete User Data)
-    journal.log   append-only journal of commits; each record is length + CRC32 + CBOR payload
+    journal.log   append-only journal of commits (format: :mod:`simulator.band.journal`)
 
 Every value is stored wrapped (AES-256-GCM, the record's key name as associated data): records
 under ``user/`` with the user-data master key, everything else with the device root key. Plain
 values never reach the file, so keys never leave the emulated secure element unwrapped.
 
-Atomicity: a commit is one journal record, written and fsync'd; a torn or corrupt tail is cut
-off on open, so a reader sees exactly the commits that completed. The secure element file is
-replaced by write-to-temporary + fsync + rename + directory fsync.
+Atomicity: a commit is one journal record, written and fsync'd; an unfinished last record (the
+power failed while it was appended) is ignored on open and cut off by the next write, so a reader
+sees exactly the commits that completed. Any other damage (a failed check, a missing or foreign
+file) is refused with one line and nothing is written: opening only reads. The secure element
+file is replaced by write-to-temporary + fsync + rename + directory fsync.
 
 Crypto-erase (:meth:`FlashStorage.crypto_erase`) destroys the user master key *first*; from that
 instant every ``user/`` record is unreadable, so a wipe interrupted at any later step still shows
-the wiped state, and the next open completes it.
+the wiped state, and the next write completes it.
 """
 
 from __future__ import annotations
@@ -30,18 +32,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cbor2
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from nymi_device.errors import StorageError
+from simulator.band.journal import JournalDamaged, encode_record, new_journal, parse_journal
 
 USER_PREFIX = "user/"
 _SE_MAGIC = b"NYSE"
 _SE_FORMAT = struct.Struct(">4sB32sI32sI")  # magic, version, device key, user gen, user key, crc
-_JOURNAL_MAGIC = b"NYJ1"
-_RECORD_HEADER = struct.Struct(">II")  # payload length, CRC32 of payload
-_MAX_RECORD = 16 * 1024 * 1024
 _COMPACT_AFTER_BYTES = 256 * 1024
 
 
@@ -105,7 +104,12 @@ class Transaction:
 
 
 class FlashStorage:
-    """One band's flash. Open with :meth:`open`; only one process may hold it at a time."""
+    """One band's flash. Open with :meth:`open`; only one process may hold it at a time.
+
+    Opening only reads: a torn journal tail is cut, and an interrupted crypto-erase finished,
+    by the first write after the open. Damage is refused (:class:`StorageError`, one line)
+    without touching a file.
+    """
 
     def __init__(
         self,
@@ -123,6 +127,10 @@ class FlashStorage:
         self._values: dict[str, bytes] = {}
         self._se: _SecureElement
         self._journal_size = 0
+        self._seq = 0
+        #: The journal must be rewritten before the next append (an interrupted crypto-erase
+        #: left records under a destroyed key, or the journal is in the older format).
+        self._rewrite_pending = False
         self._lock_fd: int | None = None
 
     # -- opening and recovery -------------------------------------------------------------
@@ -135,100 +143,106 @@ class FlashStorage:
         durable: bool = True,
         rng: Callable[[int], bytes] = os.urandom,
         before_io: Callable[[str], None] | None = None,
+        create: bool = True,
     ) -> FlashStorage:
+        """Open a band's flash; ``create`` a new one where there is none (nothing at all)."""
         storage = cls(directory, durable=durable, rng=rng, before_io=before_io)
-        storage._load()
+        try:
+            storage._load(create)
+        except BaseException:
+            storage.close()  # a refused open must not keep the flash locked
+            raise
         return storage
 
-    def _load(self) -> None:
-        try:
-            self._recover()
-        except BaseException:
-            self.close()  # a refused open must not keep the flash locked
-            raise
+    @property
+    def sequence(self) -> int:
+        """Number of the last commit on flash; it only grows (compaction keeps it)."""
+        return self._seq
 
-    def _recover(self) -> None:
+    def _load(self, create: bool) -> None:
+        se_path, journal_path = self.directory / "se.bin", self.directory / "journal.log"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(self._lock_fd)
-                self._lock_fd = None
-                raise StorageError(
-                    f"band storage {self.directory} is in use by another process"
-                ) from None
-            self._se = self._load_secure_element()
-            records, good_size = self._read_journal()
+            fresh = not se_path.exists() and not journal_path.exists()
+            if fresh and create:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock()
+            if fresh and create:
+                self._create()
+                return
+            if not se_path.exists():
+                raise StorageError(f"secure element {se_path} is missing")
+            if not journal_path.exists():
+                raise StorageError(f"journal {journal_path} is missing")
+            se = _SecureElement.decode(se_path.read_bytes())
+            if se is None:
+                raise StorageError(f"secure element {se_path} is corrupt")
+            self._se = se
+            data = journal_path.read_bytes()
         except OSError as exc:
             if isinstance(exc, StorageError):
                 raise
             raise StorageError(f"cannot open band storage {self.directory}: {exc}") from None
-        stale_user_records = False
-        for payload in records:
-            puts = payload.get("put", {})
-            deletes = payload.get("del", [])
-            if not isinstance(puts, dict) or not isinstance(deletes, list):
-                continue
+        try:
+            parsed = parse_journal(data)
+            self._replay(parsed.records)
+        except JournalDamaged as exc:
+            raise StorageError(f"journal {journal_path} is damaged: {exc}") from None
+        self._journal_size = parsed.good_size
+        self._rewrite_pending = self._rewrite_pending or parsed.legacy
+
+    def _lock(self) -> None:
+        """Hold the flash directory itself locked (a lock file would be a write)."""
+        self._lock_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise StorageError(
+                f"band storage {self.directory} is in use by another process"
+            ) from None
+
+    def _create(self) -> None:
+        self._se = _SecureElement(self._rng(32), 1, self._rng(32))
+        atomic_write(self.directory / "se.bin", self._se.encode(), durable=self._durable)
+        self._compact()
+
+    def _replay(self, records: list[dict[str, object]]) -> None:
+        """Apply the journal's records; a record this secure element cannot own is damage."""
+        last_seq = -1
+        for index, payload in enumerate(records):
+            seq = payload.get("seq", index)
+            gen = payload.get("gen", 0)
+            puts, deletes = payload.get("put", {}), payload.get("del", [])
+            if (not isinstance(seq, int) or not isinstance(gen, int) or seq <= last_seq
+                    or not isinstance(puts, dict) or not isinstance(deletes, list)):
+                raise JournalDamaged(f"record {index} is malformed")
+            if gen > self._se.user_generation:
+                raise JournalDamaged(
+                    f"record {index} was written after the secure element's user key")
+            last_seq = seq
             for key, sealed in puts.items():
+                if not isinstance(key, str):
+                    raise JournalDamaged(f"record {index} is malformed")
                 value = self._unseal(key, sealed)
-                if value is None:
-                    stale_user_records = True
+                if value is not None:
+                    self._values[key] = value
+                elif self._is_erased(key, sealed):
+                    self._rewrite_pending = True  # an interrupted crypto-erase
                     self._values.pop(key, None)
                 else:
-                    self._values[key] = value
+                    raise JournalDamaged(
+                        f"record {index} does not open with this band's secure element")
             for key in deletes:
+                if not isinstance(key, str):
+                    raise JournalDamaged(f"record {index} is malformed")
                 self._values.pop(key, None)
-        journal = self.directory / "journal.log"
-        if journal.exists() and journal.stat().st_size != good_size:
-            # A torn tail from an interrupted commit: cut it off.
-            with open(journal, "r+b") as f:
-                f.truncate(good_size)
-                if self._durable:
-                    os.fsync(f.fileno())
-        self._journal_size = good_size
-        if stale_user_records or good_size == 0:
-            # An interrupted crypto-erase (or a fresh band): finish it by rewriting the journal.
-            self._compact()
+        self._seq = max(last_seq, 0)
 
-    def _load_secure_element(self) -> _SecureElement:
-        path = self.directory / "se.bin"
-        if path.exists():
-            se = _SecureElement.decode(path.read_bytes())
-            if se is None:
-                raise StorageError(f"secure element {path} is corrupt")
-            return se
-        se = _SecureElement(self._rng(32), 1, self._rng(32))
-        atomic_write(path, se.encode(), durable=self._durable)
-        return se
-
-    def _read_journal(self) -> tuple[list[dict[str, object]], int]:
-        path = self.directory / "journal.log"
-        if not path.exists():
-            return [], 0
-        data = path.read_bytes()
-        if not data.startswith(_JOURNAL_MAGIC):
-            if len(data) < len(_JOURNAL_MAGIC) and _JOURNAL_MAGIC.startswith(data):
-                return [], 0  # torn while writing the header of a new journal
-            raise StorageError(f"journal {path} is not a band journal")
-        offset = len(_JOURNAL_MAGIC)
-        records: list[dict[str, object]] = []
-        while offset + _RECORD_HEADER.size <= len(data):
-            length, crc = _RECORD_HEADER.unpack_from(data, offset)
-            start = offset + _RECORD_HEADER.size
-            payload = data[start : start + length]
-            if length > _MAX_RECORD or len(payload) != length or zlib.crc32(payload) != crc:
-                break
-            try:
-                decoded = cbor2.loads(payload)
-            except (cbor2.CBORDecodeError, ValueError):
-                break
-            if not isinstance(decoded, dict):
-                break
-            records.append(decoded)
-            offset = start + length
-        return records, offset
+    def _is_erased(self, name: str, sealed: object) -> bool:
+        """A ``user/`` value sealed under an older user key, which crypto-erase destroyed."""
+        return (name.startswith(USER_PREFIX) and isinstance(sealed, list) and len(sealed) == 3
+                and isinstance(sealed[0], int) and 0 < sealed[0] < self._se.user_generation)
 
     # -- wrapping ---------------------------------------------------------------------------
 
@@ -286,22 +300,37 @@ class FlashStorage:
     def commit(self, txn: Transaction) -> None:
         if not txn.puts and not txn.deletes:
             return
+        if self._rewrite_pending:
+            self._commit_by_rewrite(txn)
+            return
         payload: dict[str, object] = {
+            "seq": self._seq + 1,
+            "gen": self._se.user_generation,
             "put": {k: self._seal(k, v) for k, v in txn.puts.items()},
             "del": sorted(txn.deletes),
         }
-        self._append(cbor2.dumps(payload))
+        self._append(encode_record(payload))
+        self._seq += 1
         for key in txn.deletes:
             self._values.pop(key, None)
         self._values.update(txn.puts)
         if self._journal_size > _COMPACT_AFTER_BYTES:
             self._compact()
 
-    def _append(self, payload: bytes) -> None:
-        record = _RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    def _commit_by_rewrite(self, txn: Transaction) -> None:
+        """Commit as a new journal holding the whole state (finishes an interrupted erase)."""
+        values = {k: v for k, v in self._values.items() if k not in txn.deletes}
+        values.update(txn.puts)
+        self._compact(values, self._seq + 1)
+        self._values = values
+
+    def _append(self, record: bytes) -> None:
         path = self.directory / "journal.log"
         try:
             self._before_io("journal-append")
+            if path.stat().st_size != self._journal_size:
+                # A torn tail from an interrupted commit: cut it off before appending.
+                os.truncate(path, self._journal_size)
             with open(path, "ab") as f:
                 f.write(record)
                 if self._durable:
@@ -314,19 +343,24 @@ class FlashStorage:
             raise StorageError(f"cannot write band journal: {exc}") from None
         self._journal_size += len(record)
 
-    def _compact(self) -> None:
+    def _compact(self, values: dict[str, bytes] | None = None, seq: int | None = None) -> None:
         """Rewrite the journal as one record holding the present state (atomic replace)."""
-        payload = cbor2.dumps(
-            {"put": {k: self._seal(k, v) for k, v in sorted(self._values.items())}, "del": []}
-        )
-        record = _RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        state = self._values if values is None else values
+        seq = self._seq if seq is None else seq
+        data = new_journal({
+            "seq": seq,
+            "gen": self._se.user_generation,
+            "put": {k: self._seal(k, v) for k, v in sorted(state.items())},
+            "del": [],
+        })
         self._before_io("journal-compact")
         try:
-            atomic_write(self.directory / "journal.log", _JOURNAL_MAGIC + record,
-                         durable=self._durable)
+            atomic_write(self.directory / "journal.log", data, durable=self._durable)
         except OSError as exc:
             raise StorageError(f"cannot compact band journal: {exc}") from None
-        self._journal_size = len(_JOURNAL_MAGIC) + len(record)
+        self._journal_size = len(data)
+        self._seq = seq
+        self._rewrite_pending = False
 
     def crypto_erase(self) -> None:
         """Destroy every ``user/`` record: the master key first, then the records themselves."""
@@ -343,7 +377,8 @@ class FlashStorage:
         # From here on every user record on disk is unreadable; drop them and compact.
         for key in [k for k in self._values if k.startswith(USER_PREFIX)]:
             del self._values[key]
-        self._compact()
+        self._rewrite_pending = True  # if the rewrite fails, the next commit rewrites
+        self._compact(seq=self._seq + 1)
 
     def close(self) -> None:
         if self._lock_fd is not None:

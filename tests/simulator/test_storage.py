@@ -1,7 +1,7 @@
 """The storage contract of the band's flash (:mod:`simulator.band.storage`).
 
-Atomic transactions, wrapped values, recovery from a torn or corrupt journal tail, a refused
-corrupt secure element, one holder at a time, and crypto-erase.
+Atomic transactions, wrapped values, recovery from a torn journal tail, a refused damaged last
+record and corrupt secure element, one holder at a time, and crypto-erase.
 """
 
 from __future__ import annotations
@@ -117,15 +117,15 @@ def _two_commits(tmp_path: Path) -> tuple[dict[str, bytes], dict[str, bytes], in
     return state_a, state_b, end_of_a, _journal(tmp_path).read_bytes()
 
 
-def test_a_torn_journal_tail_is_cut_off_at_every_byte_offset(tmp_path: Path) -> None:
+def test_a_torn_journal_tail_is_dropped_at_every_byte_offset(tmp_path: Path) -> None:
     state_a, state_b, end_of_a, full = _two_commits(tmp_path)
     assert len(full) - end_of_a > 100
     for cut in range(end_of_a, len(full)):
         _journal(tmp_path).write_bytes(full[:cut])
         with FlashStorage.open(tmp_path / "flash") as storage:
             assert storage.snapshot() == state_a, f"torn at byte {cut}"
-            assert _journal(tmp_path).stat().st_size == end_of_a, "torn tail not cut off"
-            if cut % 16 == 0:  # the store goes on accepting commits after the cut
+            assert _journal(tmp_path).stat().st_size == cut, "opening wrote to the journal"
+            if cut % 16 == 0:  # the next commit cuts the torn tail off first
                 storage.put("device/boot", b"%d" % cut)
         if cut % 16 == 0:
             with FlashStorage.open(tmp_path / "flash") as storage:
@@ -135,16 +135,19 @@ def test_a_torn_journal_tail_is_cut_off_at_every_byte_offset(tmp_path: Path) -> 
         assert storage.snapshot() == state_b
 
 
-def test_a_flipped_byte_in_the_last_record_drops_only_that_record(tmp_path: Path) -> None:
+def test_a_flipped_byte_in_the_last_record_is_refused_not_dropped(tmp_path: Path) -> None:
     state_a, state_b, end_of_a, full = _two_commits(tmp_path)
     assert state_a != state_b
     for offset in range(end_of_a, len(full)):
         damaged = bytearray(full)
         damaged[offset] ^= 0xFF
         _journal(tmp_path).write_bytes(bytes(damaged))
-        with FlashStorage.open(tmp_path / "flash") as storage:
-            assert storage.snapshot() == state_a, f"flipped byte {offset}"
-        assert _journal(tmp_path).read_bytes() == full[:end_of_a]
+        with pytest.raises(StorageError, match="is damaged"):
+            FlashStorage.open(tmp_path / "flash")
+        assert _journal(tmp_path).read_bytes() == bytes(damaged)
+    _journal(tmp_path).write_bytes(full)
+    with FlashStorage.open(tmp_path / "flash") as storage:
+        assert storage.snapshot() == state_b
 
 
 @pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "empty", "garbage", "longer"])
