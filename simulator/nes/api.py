@@ -29,6 +29,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nymi_device.errors import BandError, InvalidInputError
 from simulator.nes import api_models as m
 from simulator.nes.api_auth import Admin, Caller, TokenStore, unauthenticated
+from simulator.nes.api_guard import (
+    ApiLimits,
+    AuthGuard,
+    BodyLimit,
+    BodyTooLarge,
+    Clock,
+    too_large_body,
+)
 from simulator.nes.errors import NesConflict, NesError, NesRefusal, NotFound
 from simulator.nes.models import PolicyKind
 from simulator.nes.servers import Site
@@ -88,6 +96,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(message), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(too_large_body(exc.limit), status_code=413,
+                            headers={"Connection": "close"})
+
     @app.exception_handler(BandError)
     async def _band_error(request: Request, exc: BandError) -> JSONResponse:
         detail = exc.detail() if isinstance(exc, NesError) else {"type": type(exc).__name__}
@@ -116,7 +129,8 @@ def _session_routes() -> APIRouter:
     def login(request: Request, body: m.LoginBody) -> dict[str, Any]:
         """Exchange directory credentials for a bearer token."""
         nes = _nes(request)
-        user = nes.directory.authenticate(body.username, body.password)
+        guard: AuthGuard = request.app.state.guard
+        user = guard.authenticate(request, nes.directory, body.username, body.password)
         if user is None:
             raise unauthenticated("unknown user or wrong password")
         tokens: TokenStore = request.app.state.tokens
@@ -372,15 +386,25 @@ def _admin_policy_routes() -> APIRouter:
     return router
 
 
-def create_app(nes: Nes, *, token_idle_seconds: float = 300.0) -> FastAPI:
-    """The HTTP API of ``nes``."""
+def create_app(nes: Nes, *, token_idle_seconds: float = 300.0, limits: ApiLimits | None = None,
+               clock: Clock | None = None, guard: AuthGuard | None = None) -> FastAPI:
+    """The HTTP API of ``nes``.
+
+    :param limits: body size, lockout, throttling and token bounds (:class:`ApiLimits`).
+    :param clock: monotonic seconds, for lockouts and token idle time (tests pass their own).
+    :param guard: share one lockout state between servers (the site app does).
+    """
     app = FastAPI(
         title=f"Nymi Enterprise Server simulator — {nes.name}",
         version="1",
         description=(__doc__ or "").split("\n\n", 1)[-1],
     )
+    guard = guard or AuthGuard(limits, clock)
     app.state.nes = nes
-    app.state.tokens = TokenStore(token_idle_seconds)
+    app.state.guard = guard
+    app.state.tokens = TokenStore(token_idle_seconds, per_account=guard.limits.tokens_per_user,
+                                  clock=guard.clock)
+    app.add_middleware(BodyLimit, max_bytes=guard.limits.max_body_bytes)
     install_error_handlers(app)
     for router in (_session_routes(), _nba_routes(), _admin_user_routes(),
                    _admin_band_routes(), _admin_policy_routes()):
@@ -388,12 +412,17 @@ def create_app(nes: Nes, *, token_idle_seconds: float = 300.0) -> FastAPI:
     return app
 
 
-def create_site_app(site: Site, *, token_idle_seconds: float = 300.0) -> FastAPI:
-    """Every NES of ``site`` under ``/<name>`` (e.g. ``/nes/api/v1/...``)."""
+def create_site_app(site: Site, *, token_idle_seconds: float = 300.0,
+                    limits: ApiLimits | None = None, clock: Clock | None = None) -> FastAPI:
+    """Every NES of ``site`` under ``/<name>`` (e.g. ``/nes/api/v1/...``); the servers share
+    one directory, so they share one lockout state too."""
     app = FastAPI(title="Nymi Enterprise Server simulator", version="1")
+    guard = AuthGuard(limits, clock)
+    app.add_middleware(BodyLimit, max_bytes=guard.limits.max_body_bytes)
     install_error_handlers(app)
     for name, nes in site.servers.items():
-        app.mount(f"/{name}", create_app(nes, token_idle_seconds=token_idle_seconds))
+        app.mount(f"/{name}", create_app(nes, token_idle_seconds=token_idle_seconds,
+                                         guard=guard))
 
     @app.get("/")
     def index() -> dict[str, Any]:
