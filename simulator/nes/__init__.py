@@ -29,6 +29,7 @@ from simulator.nes.errors import (
     NesError,
     NesInvalidInput,
     NesRefusal,
+    NesStorageError,
     NotFound,
     RefusalCode,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "NesError",
     "NesInvalidInput",
     "NesRefusal",
+    "NesStorageError",
     "NotFound",
     "NotFoundName",
     "OtherOwnerRefusal",

@@ -85,3 +85,10 @@ class NesInvalidInput(NesError, InvalidInputError):
 
     def detail(self) -> dict[str, Any]:
         return {"type": type(self).__name__}
+
+
+class NesStorageError(NesError, OSError):
+    """A site's files are missing or damaged (``site.json``, a database it records)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
