@@ -49,7 +49,7 @@ def _wait_healthy(proc: subprocess.Popen[str], port: int) -> bool:
 
 def test_a_site_with_the_demo_password_is_not_served(tmp_path: Path) -> None:
     _site(tmp_path, DEMO_PASSWORD)
-    proc, port = _serve(tmp_path)
+    proc, _ = _serve(tmp_path)
     try:
         _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -79,3 +79,26 @@ def test_a_site_with_its_own_passwords_is_served(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_every_demo_account_is_a_published_one() -> None:
+    from hosttools.demo import USERS
+    from simulator.nes.published import DEMO_ADMIN, PUBLISHED_CREDENTIALS
+
+    published = {account for account, _ in PUBLISHED_CREDENTIALS}
+    assert {*USERS, DEMO_ADMIN} <= published
+
+
+def test_a_new_password_makes_the_site_servable(tmp_path: Path) -> None:
+    from simulator.cli import main as nymi_sim
+    from simulator.nes import NesConflict
+    from simulator.nes.published import refuse_published_credentials
+
+    _site(tmp_path, DEMO_PASSWORD)
+    with open_site(tmp_path) as site, pytest.raises(NesConflict, match="CORP\\\\nes-admin"):
+        refuse_published_credentials(site.directory)
+    assert nymi_sim(["nes", "set-password", "nes-admin", "--password", "s3cret-of-this-site",
+                     "--sim-dir", str(tmp_path)]) == 0
+    with open_site(tmp_path) as site:
+        refuse_published_credentials(site.directory)
+        assert site.directory.authenticate("nes-admin", "s3cret-of-this-site") is not None
