@@ -223,3 +223,17 @@ def test_tokens_per_user_are_capped(nes: Nes) -> None:
         c.post("/api/v1/login", json={"username": U1, "password": PASSWORD})
         assert c.get("/api/v1/me", headers={"Authorization": f"Bearer {tokens[-1]}"}
                      ).status_code == 200
+
+
+def test_the_http_client_reports_a_lockout_as_refused_credentials(nes: Nes) -> None:
+    from hosttools.nes_http import NesCredentialsRefused, NesHttp
+
+    with Served(create_app(nes)) as served:
+        client = NesHttp(served.url)
+        try:
+            for _ in range(ApiLimits().account_failures):
+                assert client.sign_in(U2, "wrong") is None
+            with pytest.raises(NesCredentialsRefused, match="try again in"):
+                client.sign_in(U2, PASSWORD)
+        finally:
+            client.close()
