@@ -27,7 +27,8 @@ Session = tuple[str, str]
 
 
 class NesCredentialsRefused(BandError, PermissionError):
-    """The NES refused the account and password (HTTP 401), or a sign-in has expired."""
+    """The NES refused the account and password (HTTP 401), a sign-in has expired, or the
+    account or this client is locked out after wrong passwords (HTTP 429)."""
 
 
 class NesCredentialsRequired(BandError, PermissionError):
@@ -126,6 +127,11 @@ class NesHttp:
         if status == 401:
             return NesCredentialsRefused(f"the NES at {self.url} refused the credentials: "
                                          f"{message}")
+        if status == 429:
+            return NesCredentialsRefused(f"the NES at {self.url} refused the sign-in for now: "
+                                         f"{message}")
+        if status == 413:
+            return NesInvalidInput(f"{message} (the NES at {self.url})")
         if status == 403 and detail.get("type") == "NesRefusal":
             return NesRefusal(message, _refusal_code(detail.get("code")), **context)
         if status == 403:
