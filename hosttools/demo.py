@@ -24,11 +24,13 @@ from nymi_device.errors import InvalidInputError
 from simulator.cli_common import emit_json
 from simulator.fleet import Fleet, default_sim_dir
 from simulator.nes import ADMIN_GROUP, DEFAULT_GROUP_POLICY, open_site
+from simulator.nes.published import DEMO_ADMIN, DEMO_PASSWORD
 
 console = Console(highlight=False)
 DEMO_MARKER = ".demo-site"
 USERS = {"CORP\\tw-user2": ("Tw", "User2"), "CORP\\tw-user1": ("Tw", "User1")}
-PASSWORD = "demo-password"  # noqa: S105 - a simulated directory; nothing real behind it
+PASSWORD = DEMO_PASSWORD
+"""Published: ``nymi-sim nes serve`` refuses a site that accepts it unless told ``--demo``."""
 BANDS = {"AAAH-00125": "nymi-band-3.0", "ACAK-00056": "nymi-band-3.0"}
 RP_ID = "portal.example.com"
 
@@ -74,10 +76,10 @@ def run_demo(sim_dir: Path | None, *, as_json: bool = False) -> dict[str, Any]:
             site.directory.add_user(account, PASSWORD, first_name=first_name,
                                     last_name=last_name)
             report(f"Directory user {account}", {})
-        site.directory.add_user("CORP\\nes-admin", PASSWORD, groups=[ADMIN_GROUP])
+        site.directory.add_user(DEMO_ADMIN, PASSWORD, groups=[ADMIN_GROUP])
         nes.update_policy(DEFAULT_GROUP_POLICY, {
             "Allow a user to re-enroll / re-register their Nymi Band": True,
-            "Allow a user to re-enroll any active Nymi Band": True}, actor="CORP\\nes-admin")
+            "Allow a user to re-enroll any active Nymi Band": True}, actor=DEMO_ADMIN)
         report(f"Policy '{DEFAULT_GROUP_POLICY}': self-service re-enrollment of own and any "
                "active band allowed", {})
 

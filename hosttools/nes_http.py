@@ -30,6 +30,11 @@ class NesCredentialsRefused(BandError, PermissionError):
     """The NES refused the account and password (HTTP 401), or a sign-in has expired."""
 
 
+class NesSignInLocked(NesCredentialsRefused):
+    """The account or this client is locked out after wrong passwords (HTTP 429): not even
+    the right password is accepted until the wait the message names is over."""
+
+
 class NesCredentialsRequired(BandError, PermissionError):
     """The call needs a signed-in user or an NES administrator that this client does not have."""
 
@@ -126,6 +131,11 @@ class NesHttp:
         if status == 401:
             return NesCredentialsRefused(f"the NES at {self.url} refused the credentials: "
                                          f"{message}")
+        if status == 429:
+            return NesSignInLocked(f"the NES at {self.url} refused the sign-in for now: "
+                                   f"{message}")
+        if status == 413:
+            return NesInvalidInput(f"{message} (the NES at {self.url})")
         if status == 403 and detail.get("type") == "NesRefusal":
             return NesRefusal(message, _refusal_code(detail.get("code")), **context)
         if status == 403:
@@ -175,6 +185,8 @@ class NesHttp:
     def _login(self, account: str, password: str) -> dict[str, Any] | None:
         try:
             data = self.request("POST", "/login", body={"username": account, "password": password})
+        except NesSignInLocked:
+            raise
         except (NesCredentialsRefused, NesInvalidInput):
             return None
         if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):

@@ -317,16 +317,43 @@ def nes_serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
     layout: Annotated[str | None, typer.Option(
         help="single or it-ot (only when the site is created).")] = None,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="The site is a demonstration: serve it even though its directory "
+        "accepts the published demo password.")] = False,
     sim_dir: SimDir = None,
 ) -> None:
-    """Serve the fleet directory's NES site over HTTP (OpenAPI at /<server>/openapi.json)."""
+    """Serve the fleet directory's NES site over HTTP (OpenAPI at /<server>/openapi.json).
+
+    Refused while the site's directory accepts a password this project publishes (the demo's),
+    unless --demo says the site is a demonstration."""
     from simulator.nes import open_site
     from simulator.nes.api import create_site_app, serve
+    from simulator.nes.published import refuse_published_credentials
 
     with open_site(_fleet(sim_dir).root, layout=layout) as site:
+        if not demo:
+            refuse_published_credentials(site.directory)
         console.print(f"serving the {site.layout.value} NES site of {_fleet(sim_dir).root} on "
-                      f"http://{host}:{port}/ (servers: {', '.join(site.servers)})", markup=False)
+                      f"http://{host}:{port}/ (servers: {', '.join(site.servers)})"
+                      + (" as a demonstration" if demo else ""), markup=False)
         serve(create_site_app(site), host=host, port=port)
+
+
+@nes_app.command("set-password")
+def nes_set_password(
+    account: Annotated[str, typer.Argument(help="DOMAIN\\username (or a bare username).")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True,
+                                          help="The new directory password.")],
+    sim_dir: SimDir = None,
+) -> None:
+    """Give a directory user of the fleet directory's NES site a new password."""
+    from simulator.nes import open_site
+
+    with open_site(_fleet(sim_dir).root) as site:
+        site.directory.set_password(account, password)
+        console.print(f"password of {site.directory.get(account).account} changed",
+                      markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:

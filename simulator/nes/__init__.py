@@ -29,6 +29,7 @@ from simulator.nes.errors import (
     NesError,
     NesInvalidInput,
     NesRefusal,
+    NesStorageError,
     NotFound,
     RefusalCode,
 )
@@ -59,14 +60,19 @@ from simulator.nes.views import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastapi import FastAPI
 
+    from simulator.nes.api_guard import ApiLimits
 
-def create_app(nes: Nes, *, token_idle_seconds: float = 300.0) -> FastAPI:
+
+def create_app(nes: Nes, *, token_idle_seconds: float = 300.0, limits: ApiLimits | None = None,
+               clock: Callable[[], float] | None = None) -> FastAPI:
     """The HTTP API of one NES (imported lazily: FastAPI is not needed for in-process use)."""
     from simulator.nes.api import create_app as _create_app
 
-    return _create_app(nes, token_idle_seconds=token_idle_seconds)
+    return _create_app(nes, token_idle_seconds=token_idle_seconds, limits=limits, clock=clock)
 
 
 __all__ = [
@@ -99,6 +105,7 @@ __all__ = [
     "NesError",
     "NesInvalidInput",
     "NesRefusal",
+    "NesStorageError",
     "NotFound",
     "NotFoundName",
     "OtherOwnerRefusal",

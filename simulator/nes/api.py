@@ -22,14 +22,17 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nymi_device.errors import BandError, InvalidInputError
 from simulator.nes import api_models as m
 from simulator.nes.api_auth import Admin, Caller, TokenStore, unauthenticated
-from simulator.nes.errors import NesConflict, NesError, NesRefusal, NotFound
+from simulator.nes.api_errors import MALFORMED, PROTECTED, UNAUTHENTICATED, install_error_handlers
+from simulator.nes.api_guard import (
+    ApiLimits,
+    AuthGuard,
+    BodyLimit,
+    Clock,
+)
+from simulator.nes.errors import NotFound
 from simulator.nes.models import PolicyKind
 from simulator.nes.servers import Site
 from simulator.nes.service import Nes
@@ -41,62 +44,6 @@ SerialPath = Annotated[str, Path(pattern=m.SERIAL_PATTERN, description="e.g. AAA
 AccountPath = Annotated[str, Path(min_length=1, max_length=200,
                                   description="DOMAIN\\username (URL-encoded) or a bare username")]
 NamePath = Annotated[str, Path(min_length=1, max_length=128)]
-
-
-def error_body(message: str, detail: Any = None) -> dict[str, Any]:
-    return {"error": message, "detail": detail}
-
-
-def _status_for(exc: BandError) -> int:
-    if isinstance(exc, NesRefusal):
-        return 403
-    if isinstance(exc, LookupError):
-        return 404
-    if isinstance(exc, NesConflict):
-        return 409
-    if isinstance(exc, InvalidInputError):
-        return 422
-    return 400
-
-
-def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    parts: list[str] = []
-    detail: list[dict[str, Any]] = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ())]
-        msg = str(err.get("msg", "invalid value"))
-        parts.append(f"{'.'.join(loc) or 'request'}: {msg}")
-        detail.append({"loc": loc, "msg": msg, "type": str(err.get("type", ""))})
-    return "invalid request: " + "; ".join(parts), detail
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, detail = _validation_message(list(exc.errors()))
-        return JSONResponse(error_body(message, detail), status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400:
-            # FastAPI's answer to a body it cannot decode at all (e.g. bytes that are not
-            # UTF-8): a malformed body like any other, so 422 with a readable message.
-            detail = [{"loc": ["body"], "msg": str(exc.detail), "type": "body_unreadable"}]
-            return JSONResponse(error_body(
-                f"invalid request: body: {exc.detail} (send UTF-8 JSON)", detail), 422)
-        message = exc.detail if isinstance(exc.detail, str) else "request refused"
-        return JSONResponse(error_body(message), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(BandError)
-    async def _band_error(request: Request, exc: BandError) -> JSONResponse:
-        detail = exc.detail() if isinstance(exc, NesError) else {"type": type(exc).__name__}
-        return JSONResponse(error_body(str(exc), detail), status_code=_status_for(exc))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error in %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal server error"), status_code=500)
 
 
 def _nes(request: Request) -> Nes:
@@ -112,11 +59,12 @@ def _session_routes() -> APIRouter:
         """Liveness of the server (no authentication)."""
         return {"status": "ok", "nes": _nes(request).name}
 
-    @router.post("/login")
+    @router.post("/login", responses={**UNAUTHENTICATED, **MALFORMED})
     def login(request: Request, body: m.LoginBody) -> dict[str, Any]:
         """Exchange directory credentials for a bearer token."""
         nes = _nes(request)
-        user = nes.directory.authenticate(body.username, body.password)
+        guard: AuthGuard = request.app.state.guard
+        user = guard.authenticate(request, nes.directory, body.username, body.password)
         if user is None:
             raise unauthenticated("unknown user or wrong password")
         tokens: TokenStore = request.app.state.tokens
@@ -124,7 +72,7 @@ def _session_routes() -> APIRouter:
                 "expires_in": int(tokens.idle_seconds), "account": user.account,
                 "is_admin": user.is_admin}
 
-    @router.post("/logout")
+    @router.post("/logout", responses={**UNAUTHENTICATED, **MALFORMED})
     def logout(request: Request, caller: Caller) -> dict[str, Any]:
         if caller.token is not None:
             request.app.state.tokens.revoke(caller.token)
@@ -135,7 +83,8 @@ def _session_routes() -> APIRouter:
 
 def _nba_routes() -> APIRouter:
     """The calls a Nymi Band Application makes for the signed-in user."""
-    router = APIRouter(prefix=f"{PREFIX}/me", tags=["nymi band application"])
+    router = APIRouter(prefix=f"{PREFIX}/me", tags=["nymi band application"],
+                       responses=PROTECTED)
 
     @router.get("")
     def me(request: Request, caller: Caller) -> dict[str, Any]:
@@ -206,13 +155,13 @@ def _nba_routes() -> APIRouter:
 
 
 def _admin_user_routes() -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["administrator: users"])
+    router = APIRouter(prefix=PREFIX, tags=["administrator: users"], responses=PROTECTED)
 
     @router.get("/users")
     def users(request: Request, admin: Admin,
               q: Annotated[str, Query(max_length=200)] = "",
               limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-              offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+              offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> list[dict[str, Any]]:
         """Search → Users (username, first or last name; 10 per page by default)."""
         return [u.to_json() for u in _nes(request).users(q, limit=limit, offset=offset)]
 
@@ -274,7 +223,8 @@ def _admin_user_routes() -> APIRouter:
 
 
 def _admin_band_routes() -> APIRouter:
-    router = APIRouter(prefix=f"{PREFIX}/bands", tags=["administrator: bands"])
+    router = APIRouter(prefix=f"{PREFIX}/bands", tags=["administrator: bands"],
+                       responses=PROTECTED)
 
     @router.get("")
     def bands(request: Request, admin: Admin,
@@ -332,7 +282,7 @@ def _admin_band_routes() -> APIRouter:
 
 
 def _admin_policy_routes() -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["administrator: policies"])
+    router = APIRouter(prefix=PREFIX, tags=["administrator: policies"], responses=PROTECTED)
 
     @router.get("/policies")
     def policies(request: Request, admin: Admin) -> list[dict[str, Any]]:
@@ -372,15 +322,25 @@ def _admin_policy_routes() -> APIRouter:
     return router
 
 
-def create_app(nes: Nes, *, token_idle_seconds: float = 300.0) -> FastAPI:
-    """The HTTP API of ``nes``."""
+def create_app(nes: Nes, *, token_idle_seconds: float = 300.0, limits: ApiLimits | None = None,
+               clock: Clock | None = None, guard: AuthGuard | None = None) -> FastAPI:
+    """The HTTP API of ``nes``.
+
+    :param limits: body size, lockout, throttling and token bounds (:class:`ApiLimits`).
+    :param clock: monotonic seconds, for lockouts and token idle time (tests pass their own).
+    :param guard: share one lockout state between servers (the site app does).
+    """
     app = FastAPI(
         title=f"Nymi Enterprise Server simulator — {nes.name}",
         version="1",
         description=(__doc__ or "").split("\n\n", 1)[-1],
     )
+    guard = guard or AuthGuard(limits, clock)
     app.state.nes = nes
-    app.state.tokens = TokenStore(token_idle_seconds)
+    app.state.guard = guard
+    app.state.tokens = TokenStore(token_idle_seconds, per_account=guard.limits.tokens_per_user,
+                                  clock=guard.clock)
+    app.add_middleware(BodyLimit, max_bytes=guard.limits.max_body_bytes)
     install_error_handlers(app)
     for router in (_session_routes(), _nba_routes(), _admin_user_routes(),
                    _admin_band_routes(), _admin_policy_routes()):
@@ -388,12 +348,17 @@ def create_app(nes: Nes, *, token_idle_seconds: float = 300.0) -> FastAPI:
     return app
 
 
-def create_site_app(site: Site, *, token_idle_seconds: float = 300.0) -> FastAPI:
-    """Every NES of ``site`` under ``/<name>`` (e.g. ``/nes/api/v1/...``)."""
+def create_site_app(site: Site, *, token_idle_seconds: float = 300.0,
+                    limits: ApiLimits | None = None, clock: Clock | None = None) -> FastAPI:
+    """Every NES of ``site`` under ``/<name>`` (e.g. ``/nes/api/v1/...``); the servers share
+    one directory, so they share one lockout state too."""
     app = FastAPI(title="Nymi Enterprise Server simulator", version="1")
+    guard = AuthGuard(limits, clock)
+    app.add_middleware(BodyLimit, max_bytes=guard.limits.max_body_bytes)
     install_error_handlers(app)
     for name, nes in site.servers.items():
-        app.mount(f"/{name}", create_app(nes, token_idle_seconds=token_idle_seconds))
+        app.mount(f"/{name}", create_app(nes, token_idle_seconds=token_idle_seconds,
+                                         guard=guard))
 
     @app.get("/")
     def index() -> dict[str, Any]:

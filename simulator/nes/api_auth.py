@@ -5,7 +5,11 @@ Two ways to authenticate, both against the directory (:mod:`simulator.nes.direct
 - HTTP Basic with ``DOMAIN\\username`` (or a unique bare username) and the password, on every
   call;
 - a bearer token from ``POST /api/v1/login``, valid until it has been idle for the idle timeout
-  (default 5 minutes, the documented NBA logout delay, DOMAIN 8.1) or ``POST /api/v1/logout``.
+  (default 5 minutes, the documented NBA logout delay, DOMAIN 8.1) or ``POST /api/v1/logout``;
+  an account holds at most a few live tokens (signing in once more ends the least recently
+  used one).
+
+Wrong passwords lock the account and throttle the client (:mod:`simulator.nes.api_guard`).
 
 Roles: every directory user may make the Nymi Band Application's calls (``/api/v1/me/…``) for
 themselves; members of "NES Administrators" may also make the administrator calls.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -27,6 +32,7 @@ from fastapi.security import (
     HTTPBearer,
 )
 
+from simulator.nes.api_guard import AuthGuard
 from simulator.nes.directory import ADMIN_GROUP, Directory, DirectoryUser
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="NES", Bearer'}
@@ -49,27 +55,35 @@ class Principal:
 
 
 class TokenStore:
-    """Bearer tokens with a sliding idle timeout; thread-safe."""
+    """Bearer tokens with a sliding idle timeout, at most ``per_account`` live ones for each
+    account; thread-safe."""
 
-    def __init__(self, idle_seconds: float) -> None:
+    def __init__(self, idle_seconds: float, *, per_account: int = 8,
+                 clock: Callable[[], float] | None = None) -> None:
         self.idle_seconds = idle_seconds
+        self.per_account = max(1, per_account)
+        self._clock = clock or time.monotonic
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def issue(self, account: str) -> str:
         token = secrets.token_urlsafe(32)
+        key = account.casefold()
         with self._lock:
             self._purge()
-            self._tokens[token] = (account, time.monotonic() + self.idle_seconds)
+            mine = sorted((exp, t) for t, (a, exp) in self._tokens.items() if a.casefold() == key)
+            for _, oldest in mine[:max(0, len(mine) - self.per_account + 1)]:
+                del self._tokens[oldest]
+            self._tokens[token] = (account, self._clock() + self.idle_seconds)
         return token
 
     def account(self, token: str) -> str | None:
         with self._lock:
             entry = self._tokens.get(token)
-            if entry is None or entry[1] < time.monotonic():
+            if entry is None or entry[1] < self._clock():
                 self._tokens.pop(token, None)
                 return None
-            self._tokens[token] = (entry[0], time.monotonic() + self.idle_seconds)
+            self._tokens[token] = (entry[0], self._clock() + self.idle_seconds)
             return entry[0]
 
     def revoke(self, token: str) -> None:
@@ -77,7 +91,7 @@ class TokenStore:
             self._tokens.pop(token, None)
 
     def _purge(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for token in [t for t, (_, exp) in self._tokens.items() if exp < now]:
             del self._tokens[token]
 
@@ -100,7 +114,8 @@ def principal(
     directory: Directory = request.app.state.nes.directory
     tokens: TokenStore = request.app.state.tokens
     if basic is not None:
-        user = directory.authenticate(basic.username, basic.password)
+        guard: AuthGuard = request.app.state.guard
+        user = guard.authenticate(request, directory, basic.username, basic.password)
         if user is None:
             raise unauthenticated("unknown user or wrong password")
         return Principal(user)

@@ -96,7 +96,32 @@ def check(session: Session, config: NesConfig, user: User, serial: str) -> Enrol
         previous_owner=decision.previous_owner, displaced_serial=decision.displaced_serial)
 
 
+def _check_identity(band: Band | None, facts: BandFacts) -> None:
+    """Refuse a report whose identity differs from what the NES recorded for this serial: the
+    device id and NFC id are the band's own, so another value means another band (or a forged
+    report) is claiming the serial."""
+    if band is None:
+        return
+    if band.device_id != facts.device_id:
+        raise NesConflict(
+            f"The Nymi Band {facts.serial} is recorded with another device id; the band that "
+            "was tapped is not the one this NES knows by that serial number.",
+            code="device-id-mismatch", serial=facts.serial)
+    if band.nfc_id is not None and facts.nfc_id is not None and band.nfc_id != facts.nfc_id:
+        raise NesConflict(
+            f"The Nymi Band {facts.serial} is recorded with another NFC id; the band that was "
+            "tapped is not the one this NES knows by that serial number.",
+            code="nfc-id-mismatch", serial=facts.serial)
+
+
 def _band_for(session: Session, facts: BandFacts) -> Band:
+    """The band's record, created from ``facts`` the first time.
+
+    What the band proves about itself stays as first recorded: SEOS and Secure NFC can be
+    recorded later (a stricter band) but never cleared by a report, and the identity was
+    checked by :func:`_check_identity`. Only the firmware-dependent liveness capability follows
+    the latest report (a firmware update changes it).
+    """
     band = find_band(session, facts.serial)
     if band is None:
         band = Band(serial=facts.serial, device_id=facts.device_id,
@@ -105,10 +130,13 @@ def _band_for(session: Session, facts: BandFacts) -> Band:
                     version=0, created_at=now(session))
         session.add(band)
         return band
-    for name in ("device_id", "seos_enabled", "secure_nfc", "liveness_configurable"):
-        if getattr(band, name) != getattr(facts, name):
-            setattr(band, name, getattr(facts, name))
-    if facts.nfc_id is not None and band.nfc_id != facts.nfc_id:
+    if facts.seos_enabled and not band.seos_enabled:
+        band.seos_enabled = True
+    if facts.secure_nfc and not band.secure_nfc:
+        band.secure_nfc = True
+    if band.liveness_configurable != facts.liveness_configurable:
+        band.liveness_configurable = facts.liveness_configurable
+    if band.nfc_id is None and facts.nfc_id is not None:
         band.nfc_id = facts.nfc_id
     return band
 
@@ -136,6 +164,7 @@ def enroll(session: Session, config: NesConfig, nes_name: str, user: User, facts
     if label is not None and len(label) > 12:
         raise NesInvalidInput("a Band Label has at most 12 characters")
     existing = find_band(session, facts.serial)
+    _check_identity(existing, facts)
     seen = 0 if existing is None else existing.version
     if expected_band_version is not None and expected_band_version != seen:
         raise NesConflict(BAND_CHANGED_MESSAGE.format(serial=facts.serial),

@@ -7,6 +7,11 @@ A site lives in ``<fleet>/nes/``::
     nes/directory.json     the shared directory (users, passwords, groups)
     nes/<name>.db          each server's SQLite database (unless its URL points elsewhere)
 
+``site.json`` names a database inside the site relative to the site, so a copied or moved site
+uses its own files (older releases recorded absolute paths: a recorded ``…/nes/<name>.db`` is
+read as the site's own ``<name>.db``). A database the site records but that is gone is refused:
+opening never recreates it empty.
+
 Administrator actions apply to the server they are called on; in the IT/OT layout an
 administrator repeats them on both (DOMAIN 2.6: "Admins repeat suspend/disconnect/primary
 changes on both NES").
@@ -24,8 +29,9 @@ from types import TracebackType
 from typing import Any
 
 from simulator.nes.config import NesConfig
+from simulator.nes.db import database_url
 from simulator.nes.directory import Directory
-from simulator.nes.errors import NesInvalidInput, NotFound
+from simulator.nes.errors import NesInvalidInput, NesStorageError, NotFound
 from simulator.nes.service import Nes
 
 SITE_DIR = "nes"
@@ -94,10 +100,80 @@ class Site:
 
 
 def _read_site(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise NesInvalidInput(f"{path} is not a site description")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise NesStorageError(f"{path} cannot be read as a site description ({exc}); "
+                              "restore it from a backup") from None
+    if not isinstance(data, dict) or not isinstance(data.get("servers", {}), dict):
+        raise NesStorageError(f"{path} is not a site description; restore it from a backup")
     return data
+
+
+def _recorded(site_dir: Path, target: str) -> str:
+    """What ``site.json`` records for ``target``: a file inside the site relative to it."""
+    if "://" in target:
+        return target
+    path = Path(target).absolute()
+    try:
+        return path.relative_to(site_dir.absolute()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _resolved(site_dir: Path, name: str, recorded: str) -> str | Path:
+    """The database a recorded target names, for this site wherever it now lives."""
+    if "://" in recorded:
+        return recorded
+    path = Path(recorded)
+    if not path.is_absolute():
+        return site_dir / path
+    if path.name == f"{name}.db" and path.parent.name == SITE_DIR:
+        return site_dir / path.name  # the default of an older release, absolute then
+    return path
+
+
+def _sqlite_file(target: str | Path) -> Path | None:
+    if isinstance(target, Path):
+        return target
+    url = database_url(target)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def _stored_layout(site_file: Path, data: dict[str, Any]) -> Layout:
+    try:
+        return Layout(data.get("layout", Layout.SINGLE.value))
+    except ValueError:
+        raise NesStorageError(f"{site_file} names an unknown layout "
+                              f"{data.get('layout')!r}") from None
+
+
+def _existing_targets(site_file: Path, layout: Layout,
+                      data: dict[str, Any]) -> dict[str, str | Path]:
+    """Each server's database as ``site.json`` records it; every recorded SQLite file must
+    still be there."""
+    site_dir = site_file.parent
+    recorded = {str(k): str(v) for k, v in data.get("servers", {}).items()}
+    targets: dict[str, str | Path] = {}
+    for name in layout.server_names:
+        if name not in recorded:
+            raise NesStorageError(f"{site_file} records no database for the server {name!r}; "
+                                  "restore it from a backup")
+        targets[name] = _resolved(site_dir, name, recorded[name])
+        file = _sqlite_file(targets[name])
+        if file is not None and not file.is_file():
+            raise NesStorageError(
+                f"the database of the NES {name!r} ({file}) is missing although {site_file} "
+                "records it; restore it from a backup (it is not recreated empty)")
+    return targets
+
+
+def _write_site(site_file: Path, layout: Layout, targets: Mapping[str, str]) -> None:
+    tmp = site_file.with_name(f".{SITE_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"layout": layout.value, "servers": dict(targets)}, indent=2))
+    os.replace(tmp, site_file)
 
 
 def open_site(root: Path, *, layout: Layout | str | None = None,
@@ -108,38 +184,40 @@ def open_site(root: Path, *, layout: Layout | str | None = None,
     :param layout: required the first time only (default: single); an existing site keeps its
         layout, and naming a different one is an error.
     :param urls: database per server name (a ``postgresql://`` URL or an SQLite path); servers
-        not named get ``root/nes/<name>.db``. Recorded in ``site.json`` on creation.
+        not named get ``root/nes/<name>.db``. Recorded in ``site.json`` on creation (a file
+        inside the site relative to it), once every database opened.
     """
     site_dir = root / SITE_DIR
     site_file = site_dir / SITE_FILE
     wanted = None if layout is None else Layout(layout)
-    if site_file.is_file():
+    created = not site_file.is_file()
+    if not created:
         data = _read_site(site_file)
-        stored = Layout(data.get("layout", Layout.SINGLE.value))
-        if wanted is not None and wanted is not stored:
-            raise NesInvalidInput(f"the site in {site_dir} uses the {stored.value} layout, "
+        chosen = _stored_layout(site_file, data)
+        if wanted is not None and wanted is not chosen:
+            raise NesInvalidInput(f"the site in {site_dir} uses the {chosen.value} layout, "
                                   f"not {wanted.value}")
-        targets: dict[str, str] = {str(k): str(v) for k, v in data.get("servers", {}).items()}
+        targets = _existing_targets(site_file, chosen, data)
         targets.update(urls or {})
-        chosen = stored
     else:
         chosen = wanted or Layout.SINGLE
-        targets = {name: str((urls or {}).get(name, site_dir / f"{name}.db"))
-                   for name in chosen.server_names}
         unknown = set(urls or {}) - set(chosen.server_names)
         if unknown:
             raise NesInvalidInput(f"the {chosen.value} layout has no server {sorted(unknown)}")
+        targets = {name: (urls or {}).get(name, site_dir / f"{name}.db")
+                   for name in chosen.server_names}
         site_dir.mkdir(parents=True, exist_ok=True)
-        tmp = site_file.with_name(f".{SITE_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"layout": chosen.value, "servers": targets}, indent=2))
-        os.replace(tmp, site_file)
     directory = directory or Directory(site_dir / DIRECTORY_FILE)
     site = Site(layout=chosen, directory=directory, root=root)
     try:
         for name in chosen.server_names:
             target = targets[name]
-            site.servers[name] = Nes.open(target if "://" in target else Path(target),
+            site.servers[name] = Nes.open(target if isinstance(target, Path) or "://" in target
+                                          else Path(target),
                                           name=name, config=config, directory=directory)
+        if created:
+            _write_site(site_file, chosen,
+                        {name: _recorded(site_dir, str(t)) for name, t in targets.items()})
     except BaseException:
         site.close()
         raise

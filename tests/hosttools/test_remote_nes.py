@@ -240,8 +240,8 @@ def test_refusals_arrive_with_the_documented_messages(
     # The server's own 403 (an enrollment posted without asking first) carries the same
     # class, message, code and context as the in-process refusal.
     local.update_policy(DEFAULT_GROUP_POLICY, {OWN: True})
-    local.enroll(U1, BandFacts("ACAK-00056", device_id="d1"))
-    facts = BandFacts("ACAK-00056", device_id="d1")
+    facts = BandFacts("ACAK-00056", device_id=admin.as_nes().band("ACAK-00056").device_id)
+    local.enroll(U1, facts)
     with pytest.raises(NesRefusal) as in_process:
         local.enroll(U2, facts)
     with pytest.raises(NesRefusal) as over_http:

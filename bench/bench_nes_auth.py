@@ -1,0 +1,115 @@
+"""NES HTTP API under password guessing: how much slower a signed-in client's calls get while
+eight clients guess HTTP Basic passwords as fast as they can.
+
+A real uvicorn on loopback serves one NES whose directory hashes passwords with the production
+scrypt cost (N=2^14). The good client (127.0.0.1) calls ``GET /api/v1/me`` with HTTP Basic on
+every call; each guessing client has its own loopback address (127.0.0.2 …) and tries a wrong
+password for a different unknown account each time. Two servers are measured in the same run:
+
+- ``guarded``: the default limits (verified credentials remembered, two password hashes at a
+  time, a client refused for a while after 20 failed sign-ins);
+- ``unguarded``: the same server with those bounds lifted (no remembered credentials, no hash
+  limit, no throttling), i.e. one scrypt per Basic call as before they existed.
+
+Figures: the good client's median latency alone and under guessing, and the ratio of the two.
+
+Run: .venv/bin/python bench/bench_nes_auth.py
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+from typing import Any
+
+import httpx
+import uvicorn
+
+from simulator.nes import ADMIN_GROUP, Directory, Nes, create_app
+from simulator.nes.api_guard import ApiLimits
+
+GOOD = ("CORP\\tw-user2", "the-right-password")
+GUESSERS = 8
+CALLS = 40
+UNGUARDED = ApiLimits(credential_cache_s=0.0, concurrent_hashes=1000, client_failures=10**9,
+                      account_failures=10**9)
+
+
+class Served:
+    def __init__(self, app: Any) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                                    access_log=False))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def _good_latencies(url: str) -> list[float]:
+    times = []
+    with httpx.Client(base_url=url, auth=GOOD, timeout=60) as client:
+        client.get("/api/v1/me").raise_for_status()
+        for _ in range(CALLS):
+            start = time.perf_counter()
+            client.get("/api/v1/me").raise_for_status()
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def _guess(url: str, address: str, stop: threading.Event, count: list[int]) -> None:
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(base_url=url, transport=transport, timeout=60) as client:
+        i = 0
+        while not stop.is_set():
+            client.get("/api/v1/me", auth=(f"CORP\\guess-{address}-{i}", "wrong"))
+            i += 1
+    count.append(i)
+
+
+def measure(limits: ApiLimits | None) -> tuple[float, float, int]:
+    directory = Directory()
+    directory.add_user(GOOD[0], GOOD[1])
+    directory.add_user("CORP\\admin", GOOD[1], groups=[ADMIN_GROUP])
+    with Nes.open("sqlite://", directory=directory) as nes:
+        served = Served(create_app(nes, limits=limits))
+        try:
+            alone = statistics.median(_good_latencies(served.url))
+            stop, counts = threading.Event(), list[int]()
+            threads = [threading.Thread(target=_guess, args=(served.url, f"127.0.0.{i + 2}",
+                                                             stop, counts))
+                       for i in range(GUESSERS)]
+            for t in threads:
+                t.start()
+            time.sleep(1.0)
+            loaded = statistics.median(_good_latencies(served.url))
+            stop.set()
+            for t in threads:
+                t.join(60)
+        finally:
+            served.stop()
+    return alone, loaded, sum(counts)
+
+
+def main() -> None:
+    print(f"good client: median of {CALLS} GET /api/v1/me with HTTP Basic; "
+          f"{GUESSERS} guessing clients")
+    print(f"{'server':<10} {'alone ms':>9} {'guessed ms':>11} {'ratio':>7} {'guesses':>8}")
+    for name, limits in (("unguarded", UNGUARDED), ("guarded", None)):
+        alone, loaded, guesses = measure(limits)
+        print(f"{name:<10} {alone * 1000:9.2f} {loaded * 1000:11.2f} {loaded / alone:7.1f} "
+              f"{guesses:8d}")
+
+
+if __name__ == "__main__":
+    main()
