@@ -385,6 +385,9 @@ def create_app(nes: Nes, *, token_idle_seconds: float = 300.0) -> FastAPI:
     for router in (_session_routes(), _nba_routes(), _admin_user_routes(),
                    _admin_band_routes(), _admin_policy_routes()):
         app.include_router(router)
+    from simulator.nes.web import create_console  # the console, beside the API
+
+    app.mount("/", create_console(nes, idle_seconds=token_idle_seconds))
     return app
 
 
