@@ -22,7 +22,7 @@ from simulator.nes import ADMIN_GROUP, Site, open_site
 from simulator.nes.api import create_site_app
 from simulator.nes.web import HELP_DESK_GROUP, READ_ONLY_GROUP
 
-PASSWORD = "Passw0rd!"  # noqa: S105 - a simulated directory
+PASSWORD = "Passw0rd!"
 ADMIN = "CORP\\nes-admin"
 HELP_DESK = "CORP\\help-desk"
 READER = "CORP\\reader"

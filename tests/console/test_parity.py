@@ -20,7 +20,7 @@ from simulator.nes.api import create_site_app
 from simulator.nes.models import EnrollmentDestination
 from simulator.nes.web import HELP_DESK_GROUP
 
-PW = "pw-Secret1"  # noqa: S105 - a simulated directory
+PW = "pw-Secret1"
 ADMIN = "CORP\\it-admin"
 SERVERS = ("enrollment", "registration")
 CLI_USER, WEB_USER = "CORP\\cli-user", "CORP\\web-user"

@@ -16,7 +16,7 @@ from simulator.nes.api import create_site_app
 from simulator.nes.models import EnrollmentDestination
 from simulator.nes.web import HELP_DESK_GROUP, READ_ONLY_GROUP
 
-PW = "pw-Secret1"  # noqa: S105 - a simulated directory
+PW = "pw-Secret1"
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 U1, U2 = "CORP\\tw-user1", "CORP\\tw-user2"
 PAGES = ["/users", "/user?account=CORP%5Ctw-user2", "/band?serial=AAAH-00125", "/bands",
