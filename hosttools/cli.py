@@ -15,6 +15,7 @@ from hosttools.fido2_cli import fido2_app
 from hosttools.flow_cli import register_flow_commands
 from hosttools.nes_cli import nes_app
 from hosttools.nfc_cli import nfc_app
+from hosttools.sign_in import register_sign_in
 from hosttools.watch import register_ble_commands
 from nymi_device.band import Band
 from simulator.cli_common import emit_json, run_app
@@ -32,6 +33,7 @@ app.add_typer(fido2_app, name="fido2")
 app.add_typer(nes_app, name="nes")
 app.add_typer(nfc_app, name="nfc")
 register_flow_commands(app, fido2_app)
+register_sign_in(app)
 register_ble_commands(app, lambda ctx: ctx.obj)
 console = Console(highlight=False)
 

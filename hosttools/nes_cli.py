@@ -3,12 +3,18 @@
 ``--nes`` (on ``nymi-band``) names the server: nothing for the embedded default (the site in the
 fleet directory), ``enrollment`` / ``registration`` in the IT/OT layout, or a database URL
 (``sqlite:///path`` or ``postgresql://…``).
+
+Commands that change something are an administrator's: on the embedded server they run as the
+directory account in ``NYMI_NES_USER`` / ``NYMI_NES_PASSWORD``, which must be a member of
+"NES Administrators", and the audit trail records that account; through the HTTP API the server
+checks the same credentials. Each band action asks for confirmation (``--yes`` answers it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,16 +24,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hosttools.nes_http import PASSWORD_ENV, USER_ENV, NesCredentialsRefused, NesCredentialsRequired
 from hosttools.remote_nes import RemoteNes
 from simulator.cli_common import emit_json
 from simulator.fleet import default_sim_dir
-from simulator.nes import ADMIN_GROUP, Nes, Site, open_site
+from simulator.nes import ADMIN_GROUP, Nes, NesRefusal, RefusalCode, Site, open_site
+from simulator.nes.policy import SELF_SERVICE_MODES, self_service_changes
 
 nes_app = typer.Typer(help="The enterprise server (NES): users, bands, policies, EAM, audit.",
                       no_args_is_help=True)
 user_app = typer.Typer(help="Users and their User Properties.", no_args_is_help=True)
 policy_app = typer.Typer(help="Group and individual policies.", no_args_is_help=True)
-band_app = typer.Typer(help="Bands: show, suspend, disconnect.", no_args_is_help=True)
+band_app = typer.Typer(help="Bands: show, suspend, resume, disconnect, replace, temporary, "
+                       "restore, reassign.", no_args_is_help=True)
 eam_app = typer.Typer(help="The Evidian-style EAM registry.", no_args_is_help=True)
 nes_app.add_typer(user_app, name="user")
 nes_app.add_typer(policy_app, name="policy")
@@ -35,6 +44,8 @@ nes_app.add_typer(band_app, name="band")
 nes_app.add_typer(eam_app, name="eam")
 console = Console(highlight=False)
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Serial = Annotated[str, typer.Argument(help="The band's serial number, e.g. AAAH-00125.")]
 
 
 @contextlib.contextmanager
@@ -63,6 +74,36 @@ def open_nes(ctx: typer.Context) -> Iterator[Nes]:
         return
     with open_nes_site(getattr(opts, "sim_dir", None)) as site:
         yield site.server(name)
+
+
+def admin_actor(ctx: typer.Context, nes: Nes) -> str:
+    """The administrator a change is made by (see the module docstring)."""
+    name = getattr(ctx.obj, "nes", None) or ""
+    if name.startswith(("http://", "https://")):
+        return "api"  # the server records the account that authenticated
+    user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
+    if not user or password is None:
+        raise NesCredentialsRequired(
+            f"this change is an administrator's: set {USER_ENV} and {PASSWORD_ENV} to the "
+            f'directory account of a member of "{ADMIN_GROUP}"')
+    entry = nes.directory.authenticate(user, password)
+    if entry is None:
+        raise NesCredentialsRefused(f"{USER_ENV}={user}: unknown user or wrong password")
+    if not entry.is_admin:
+        raise NesRefusal(f'{entry.account} is not a member of "{ADMIN_GROUP}": only an '
+                         "administrator may make this change", RefusalCode.POLICY,
+                         account=entry.account)
+    return entry.account
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a band action; without a terminal, ``--yes`` is the answer."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise typer.BadParameter(f"{question} Confirm with --yes.")
+    if not typer.confirm(question, default=False):
+        raise typer.Abort()
 
 
 def user_properties(nes: Nes, name: str) -> dict[str, Any]:
@@ -156,7 +197,8 @@ def policy_set(ctx: typer.Context,
     if isinstance(parsed, str) and parsed.isdigit():
         parsed = int(parsed)
     with open_nes(ctx) as nes:
-        view = nes.update_policy(name, {option: parsed}, actor="admin").to_json()
+        view = nes.update_policy(name, {option: parsed},
+                                 actor=admin_actor(ctx, nes)).to_json()
     if as_json:
         emit_json(view)
     else:
@@ -179,21 +221,130 @@ def band_show(ctx: typer.Context, serial: str, as_json: Json = False) -> None:
             console.print(f"{key.replace('_', ' ')}: {value}")
 
 
-@band_app.command("suspend")
-def band_suspend(ctx: typer.Context, serial: str,
-                 notes: Annotated[str | None, typer.Option(help="Notes.")] = None,
-                 as_json: Json = False) -> None:
-    """Suspend a band: clear Is Active (tap tasks stop; band biometrics unaffected)."""
+def _band_action(ctx: typer.Context, question: str, yes: bool, as_json: bool,
+                 action: Any) -> None:
+    """Confirm, run ``action(nes, actor)`` (it returns the owner's account) and show the
+    owner's User Properties afterwards."""
     with open_nes(ctx) as nes:
-        props = user_properties(nes, nes.suspend(serial, notes=notes, actor="admin").account)
+        actor = admin_actor(ctx, nes)
+        confirm(question, yes)
+        account = action(nes, actor)
+        props = user_properties(nes, account)
     emit_json(props) if as_json else print_user_properties(props)
 
 
+@band_app.command("suspend")
+def band_suspend(ctx: typer.Context, serial: Serial,
+                 notes: Annotated[str | None, typer.Option(help="Notes.")] = None,
+                 yes: Yes = False, as_json: Json = False) -> None:
+    """Suspend a band: clear Is Active, tick Is Primary (tap tasks stop; the band's own
+    biometrics are unaffected)."""
+    _band_action(ctx, f"Suspend {serial}?", yes, as_json, lambda nes, actor: nes.suspend(
+        serial, notes=notes, actor=actor).account)
+
+
+@band_app.command("resume")
+def band_resume(ctx: typer.Context, serial: Serial, yes: Yes = False,
+                as_json: Json = False) -> None:
+    """Resume a suspended band: tick Is Active again (one active band per user)."""
+    _band_action(ctx, f"Resume {serial}?", yes, as_json, lambda nes, actor: nes.update_band(
+        serial, is_active=True, actor=actor).account)
+
+
+@band_app.command("update")
+def band_update(ctx: typer.Context, serial: Serial,
+                active: Annotated[bool | None, typer.Option(
+                    "--active/--no-active", help="Is Active.")] = None,
+                primary: Annotated[bool | None, typer.Option(
+                    "--primary/--no-primary", help="Is Primary.")] = None,
+                notes: Annotated[str | None, typer.Option(help="Notes.")] = None,
+                yes: Yes = False, as_json: Json = False) -> None:
+    """The "Nymi Band" page: change Is Active, Is Primary or Notes and Save."""
+    _band_action(ctx, f"Save the changes to {serial}?", yes, as_json,
+                 lambda nes, actor: nes.update_band(serial, is_active=active,
+                                                    is_primary=primary, notes=notes,
+                                                    actor=actor).account)
+
+
 @band_app.command("disconnect")
-def band_disconnect(ctx: typer.Context, serial: str, as_json: Json = False) -> None:
+def band_disconnect(ctx: typer.Context, serial: Serial, yes: Yes = False,
+                    as_json: Json = False) -> None:
     """Disconnect a band from its user (the association is deleted; audit is kept)."""
+    _band_action(ctx, f"Disconnect {serial} from its user?", yes, as_json,
+                 lambda nes, actor: nes.disconnect(serial, actor=actor).account)
+
+
+@band_app.command("replace")
+def band_replace(ctx: typer.Context, serial: Serial,
+                 notes: Annotated[str, typer.Option(help="Notes.")] = "Lost Band",
+                 yes: Yes = False, as_json: Json = False) -> None:
+    """Replace a lost or broken band: clear Is Active and Is Primary; the band the user
+    enrolls next becomes active and primary."""
+    _band_action(ctx, f"Replace {serial} (lost or broken)?", yes, as_json,
+                 lambda nes, actor: nes.replace_lost_band(serial, notes=notes,
+                                                          actor=actor).account)
+
+
+@band_app.command("temporary")
+def band_temporary(ctx: typer.Context, serial: Serial,
+                   notes: Annotated[str, typer.Option(help="Notes.")] = "Temporary band issued",
+                   yes: Yes = False, as_json: Json = False) -> None:
+    """Issue a temporary band: the original keeps Is Primary but is no longer active; the band
+    the user enrolls next becomes active but not primary."""
+    _band_action(ctx, f"Issue a temporary band in place of {serial}?", yes, as_json,
+                 lambda nes, actor: nes.issue_temporary_band(serial, notes=notes,
+                                                             actor=actor).account)
+
+
+@band_app.command("restore")
+def band_restore(ctx: typer.Context, serial: Serial, yes: Yes = False,
+                 as_json: Json = False) -> None:
+    """Restore the original band: disassociate the temporary band, reactivate ``serial``."""
+    _band_action(ctx, f"Disassociate the temporary band and reactivate {serial}?", yes,
+                 as_json, lambda nes, actor: nes.restore_original(serial, actor=actor).account)
+
+
+@band_app.command("reassign")
+def band_reassign(ctx: typer.Context, serial: Serial,
+                  to: Annotated[str, typer.Option("--to", help="The new user (DOMAIN\\user).")],
+                  yes: Yes = False, as_json: Json = False) -> None:
+    """Reassign a band whose user data was deleted: disconnect it and record the new user's
+    enrollment of it."""
+    _band_action(ctx, f"Reassign {serial} to {to}?", yes, as_json,
+                 lambda nes, actor: nes.reassign(serial, nes.resolve_account(to),
+                                                 actor=actor).account)
+
+
+@policy_app.command("self-service")
+def policy_self_service(ctx: typer.Context,
+                        name: Annotated[str, typer.Argument(help="The policy.")],
+                        mode: Annotated[str, typer.Argument(
+                            help="off, own (their own Nymi Band) or any (any active Nymi "
+                            "Band).")],
+                        as_json: Json = False) -> None:
+    """Set the self-service re-enrollment options of a policy in one go."""
+    if mode not in SELF_SERVICE_MODES:
+        raise typer.BadParameter(f"self-service is one of {', '.join(SELF_SERVICE_MODES)}")
     with open_nes(ctx) as nes:
-        props = user_properties(nes, nes.disconnect(serial, actor="admin").account)
+        view = nes.update_policy(name, self_service_changes(mode),
+                                 actor=admin_actor(ctx, nes)).to_json()
+    emit_json(view) if as_json else console.print(f"{name}: self-service {mode}")
+
+
+@user_app.command("policy")
+def user_policy(ctx: typer.Context,
+                name: Annotated[str, typer.Argument(help="DOMAIN\\username.")],
+                policy: Annotated[str, typer.Argument(
+                    help="An individual policy, or 'none' for the group policy.")],
+                as_json: Json = False) -> None:
+    """Set a user's Individual User Policy (the policy reaches the band at the next NBA
+    sign-in: until then the policy status is Pending)."""
+    with open_nes(ctx) as nes:
+        actor = admin_actor(ctx, nes)
+        account = nes.resolve_account(name)
+        nes.set_individual_policy(account, None if policy.lower() == "none" else policy,
+                                  actor=actor)
+        props = user_properties(nes, account)
     emit_json(props) if as_json else print_user_properties(props)
 
 
@@ -214,17 +365,17 @@ def eam_show(ctx: typer.Context, name: str, as_json: Json = False) -> None:
 
 @eam_app.command("blacklist")
 def eam_blacklist(ctx: typer.Context, entry_id: int, as_json: Json = False) -> None:
-    """Blacklist an entry (the Wearable blacklists its RFID entry too)."""
+    """Blacklist an entry (an RFID or Wearable entry blacklists its partner too)."""
     with open_nes(ctx) as nes:
-        rows = [e.to_json() for e in nes.eam_blacklist(entry_id, actor="admin")]
+        rows = [e.to_json() for e in nes.eam_blacklist(entry_id, actor=admin_actor(ctx, nes))]
     emit_json(rows) if as_json else console.print(f"blacklisted {len(rows)} entries")
 
 
 @eam_app.command("delete")
 def eam_delete(ctx: typer.Context, entry_id: int, as_json: Json = False) -> None:
-    """Delete a blacklisted entry."""
+    """Delete a blacklisted entry (with its blacklisted RFID / Wearable partner)."""
     with open_nes(ctx) as nes:
-        row = nes.eam_delete(entry_id, actor="admin").to_json()
+        row = nes.eam_delete(entry_id, actor=admin_actor(ctx, nes)).to_json()
     emit_json(row) if as_json else console.print(f"deleted entry {entry_id}")
 
 
@@ -232,12 +383,14 @@ def eam_delete(ctx: typer.Context, entry_id: int, as_json: Json = False) -> None
 def audit(ctx: typer.Context,
           user: Annotated[str | None, typer.Option(help="Only this user's events.")] = None,
           table: Annotated[str | None, typer.Option(help="Only this table.")] = None,
+          band: Annotated[str | None, typer.Option(help="Only this band's events.")] = None,
           limit: Annotated[int, typer.Option(min=1, help="Newest events.")] = 50,
           as_json: Json = False) -> None:
     """The audit trail (kept across Disconnect)."""
     with open_nes(ctx) as nes:
         account = nes.resolve_account(user) if user else None
-        rows = [e.to_json() for e in nes.audit(table=table, account=account, limit=limit)]
+        rows = [e.to_json() for e in nes.audit(table=table, account=account, key=band,
+                                               limit=limit)]
     if as_json:
         emit_json(rows)
         return

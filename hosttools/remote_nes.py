@@ -46,10 +46,11 @@ from hosttools.nes_http import (
 )
 from nymi_device.protocol.nes import BandFacts
 from simulator.nes.directory import DirectoryUser
-from simulator.nes.errors import NesInvalidInput, NotFound
+from simulator.nes.errors import NesInvalidInput, NesRefusal, NotFound, RefusalCode
 from simulator.nes.models import EamState, PolicyKind
 from simulator.nes.policy import PolicyOverrides, PolicySettings, effective
 from simulator.nes.views import (
+    AssignmentView,
     AuditEventView,
     BandView,
     EamEntryView,
@@ -228,6 +229,22 @@ class RemoteNes:
         found = self._admin(_listed(BandView.from_json), "GET", "/bands",
                             params={"q": serial_query})
         return found[:limit]
+
+    def check_tap(self, serial: str, *, account: str | None = None,
+                  task: str = "tap task") -> AssignmentView:
+        from simulator.nes.admin import tap_verdict
+
+        if account is not None and self._http.session(account) is not None:
+            user = self.user(account)
+            row = next((b for b in user.bands if b.serial == serial), None)
+            if row is None:
+                raise NesRefusal(f"The Nymi Band {serial} is not a Nymi Band of {user.account}: "
+                                 f"it cannot be used for a {task}.", RefusalCode.NOT_OWNER,
+                                 serial=serial)
+            return tap_verdict(serial, user.account, row, user.account, task)
+        band = self.band(serial)
+        return tap_verdict(band.serial, band.owner, band.assignment,
+                           None if account is None else self.resolve_account(account), task)
 
     def _band_action(self, serial: str, action: str, body: Any = None) -> UserView:
         return self._admin(UserView.from_json, "POST", f"/bands/{_q(serial)}/{action}", body=body)

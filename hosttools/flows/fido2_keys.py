@@ -90,6 +90,8 @@ def create_key(band: FlowBand, nes: NesClient, account: str, rp_id: str,
                report: Report) -> KeyResult:
     """Create and record the user's FIDO2 security key on ``band`` for ``rp_id``."""
     account = nes.resolve_account(account)
+    # A band that is not the user's active band is refused before it is touched.
+    nes.check_tap(band.serial, account=account, task="creating a FIDO2 security key")
     _ready(band, report)
     server = Fido2Server(PublicKeyCredentialRpEntity(id=rp_id, name=rp_id))
     username = account.split("\\")[-1]
@@ -120,6 +122,7 @@ def verify_key(band: FlowBand, nes: NesClient, account: str, rp_id: str,
                report: Report) -> KeyResult:
     """Sign in to ``rp_id`` with the key the NES records for ``account`` on ``band``."""
     account = nes.resolve_account(account)
+    nes.check_tap(band.serial, account=account, task="FIDO2 sign-in")
     keys = [k for k in nes.fido2_keys(account, band.serial) if k.rp_id == rp_id]
     if not keys:
         raise PreconditionError(f"{account} has no security key for {rp_id} on {band.serial}: "

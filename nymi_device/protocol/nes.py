@@ -231,6 +231,12 @@ class NesClient(Protocol):
                  expected_band_version: int | None = None,
                  actor: str | None = None) -> EnrollmentOutcome: ...
 
+    def check_tap(self, serial: str, *, account: str | None = None,
+                  task: str = "tap task") -> Any:
+        """Refuse (:class:`NesRefusal`) a tap task on a band that is not ``account``'s active
+        band: suspended, replaced, set aside for a temporary band, or left after self-service."""
+        ...
+
     def record_fido2_key(self, account: str, serial: str, rp_id: str, credential_id: bytes,
                          public_key_cose: bytes, *, actor: str | None = None) -> Any: ...
 

@@ -22,6 +22,8 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Path, Query, Request
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Scope
 
 from simulator.nes import api_models as m
 from simulator.nes.api_auth import Admin, Caller, TokenStore, unauthenticated
@@ -345,7 +347,25 @@ def create_app(nes: Nes, *, token_idle_seconds: float = 300.0, limits: ApiLimits
     for router in (_session_routes(), _nba_routes(), _admin_user_routes(),
                    _admin_band_routes(), _admin_policy_routes()):
         app.include_router(router)
+    from simulator.nes.web import create_console  # the console, beside the API
+
+    app.router.routes.append(_ConsoleMount(list(app.router.routes),
+                                           create_console(nes, idle_seconds=token_idle_seconds)))
     return app
+
+
+class _ConsoleMount(Mount):
+    """The console at ``/``, behind the API: a path the API knows (whatever the method) stays
+    the API's, so a wrong method there is still a 405 with its ``Allow`` header."""
+
+    def __init__(self, api_routes: list[BaseRoute], console: ASGIApp) -> None:
+        super().__init__("/", app=console)
+        self._api_routes = api_routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if any(route.matches(scope)[0] is not Match.NONE for route in self._api_routes):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def create_site_app(site: Site, *, token_idle_seconds: float = 300.0,

@@ -2,8 +2,14 @@
 
 Per user and band the registry holds two RFID-tab entries, "RFID" and "Wearable", and for a
 Secure NFC band a "Smart Card" entry. Each goes active → blacklisted → deleted; a blacklisted
-smart card is shown as "Old Card". Blacklisting the Wearable blacklists both RFID-tab entries of
-that band. Deleted entries are kept (state "deleted") so the history stays visible.
+smart card is shown as "Old Card". Deleted entries are kept (state "deleted") so the history
+stays visible.
+
+The RFID and Wearable entries of a band bind the same identifier and are one pair: blacklisting
+either blacklists both (the vendor's return-a-band article blacklists the Wearable, "which
+blacklists both"), and deleting either deletes both (the re-enrollment article blacklists and
+deletes "the band's RFID entry"). Deleting an entry that is already deleted changes nothing, so
+following either article to the letter ends with the pair deleted and no error.
 """
 
 from __future__ import annotations
@@ -32,13 +38,36 @@ def entries_of_user(session: Session, user: User, *, include_deleted: bool = Tru
     return [eam_view(e) for e in session.scalars(query.order_by(EamEntry.id))]
 
 
+def blocking_entry(session: Session, band: Band) -> EamEntry | None:
+    """The band's RFID-tab entry that still binds it (an active one first), else None."""
+    live = [e for e in entries_of_band(session, band)
+            if e.kind in RFID_TAB and e.state is not EamState.DELETED]
+    live.sort(key=lambda e: (e.state is not EamState.ACTIVE, e.id))
+    return live[0] if live else None
+
+
 def live_rfid_state(session: Session, band: Band) -> EamState | None:
-    """The state of the band's RFID entry while it is not deleted (active wins), else None."""
-    states = {e.state for e in entries_of_band(session, band)
-              if e.kind in RFID_TAB and e.state is not EamState.DELETED}
-    if EamState.ACTIVE in states:
-        return EamState.ACTIVE
-    return EamState.BLACKLISTED if states else None
+    """The state of the band's RFID-tab pair while it is not deleted (active wins), else None."""
+    entry = blocking_entry(session, band)
+    return None if entry is None else entry.state
+
+
+def blocking_message(serial: str, entry: EamEntry) -> str:
+    """Why an enrollment of ``serial`` is refused: the entry that blocks and its real state."""
+    todo = ("blacklist and delete it" if entry.state is EamState.ACTIVE else "delete it")
+    return (f"The Nymi Band {serial} still has its {entry.kind.value} entry {entry.identifier} "
+            f"({entry.state.value}) in the EAM registry, for {entry.user.account}: {todo} in "
+            "the EAM Management Console (blacklist and delete the band's RFID entry) before "
+            "enrolling the band again.")
+
+
+def _pair(session: Session, row: EamEntry, state: EamState) -> list[EamEntry]:
+    """``row`` and, for an RFID-tab entry, its partner of the same user and band in ``state``."""
+    if row.kind not in RFID_TAB:
+        return [row]
+    return [row] + [e for e in entries_of_band(session, row.band)
+                    if e.id != row.id and e.user_id == row.user_id and e.kind in RFID_TAB
+                    and e.state is state]
 
 
 def register_band(session: Session, user: User, band: Band) -> tuple[EamEntryView, ...]:
@@ -69,7 +98,7 @@ def _entry(session: Session, entry_id: int) -> EamEntry:
 
 
 def blacklist(session: Session, entry_id: int) -> list[EamEntryView]:
-    """Blacklist an entry; the Wearable takes the band's RFID entry with it (DOMAIN 5).
+    """Blacklist an entry; an RFID or Wearable entry takes its partner with it (DOMAIN 5).
 
     Returns every entry whose state changed.
     """
@@ -77,11 +106,7 @@ def blacklist(session: Session, entry_id: int) -> list[EamEntryView]:
     if row.state is not EamState.ACTIVE:
         raise NesConflict(f"the {row.kind.value} entry {row.identifier} is {row.state.value}; "
                           "only an active entry can be blacklisted", entry=entry_id)
-    targets = [row]
-    if row.kind is EamKind.WEARABLE:
-        targets += [e for e in entries_of_band(session, row.band)
-                    if e.user_id == row.user_id and e.kind is EamKind.RFID
-                    and e.state is EamState.ACTIVE]
+    targets = _pair(session, row, EamState.ACTIVE)
     stamp = now(session)
     for entry in targets:
         entry.state = EamState.BLACKLISTED
@@ -91,12 +116,17 @@ def blacklist(session: Session, entry_id: int) -> list[EamEntryView]:
 
 
 def delete(session: Session, entry_id: int) -> EamEntryView:
-    """Delete a blacklisted entry (an active one must be blacklisted first)."""
+    """Delete a blacklisted entry, with its blacklisted RFID / Wearable partner; an active entry
+    must be blacklisted first; an entry already deleted is left as it is."""
     row = _entry(session, entry_id)
+    if row.state is EamState.DELETED:
+        return eam_view(row)
     if row.state is not EamState.BLACKLISTED:
         raise NesConflict(f"the {row.kind.value} entry {row.identifier} is {row.state.value}; "
                           "blacklist it before deleting it", entry=entry_id)
-    row.state = EamState.DELETED
-    row.updated_at = now(session)
+    stamp = now(session)
+    for entry in _pair(session, row, EamState.BLACKLISTED):
+        entry.state = EamState.DELETED
+        entry.updated_at = stamp
     session.flush()
     return eam_view(row)

@@ -20,7 +20,6 @@ from simulator.nes.errors import NesConflict, NesInvalidInput, NesRefusal, Refus
 from simulator.nes.models import (
     Assignment,
     Band,
-    EamState,
     EnrollmentDestination,
     ExternalAuthenticator,
     Fido2Key,
@@ -46,10 +45,6 @@ BAND_CHANGED_MESSAGE = (
     "The Nymi Band {serial} was enrolled or changed by someone else after it was tapped; "
     "tap the band again to see who it belongs to now."
 )
-EAM_ENTRY_MESSAGE = (
-    "The Nymi Band {serial} still has an RFID entry in the EAM registry ({state}); blacklist "
-    "and delete the band's RFID entry in the EAM Management Console before enrolling it again."
-)
 
 
 def _holding(row: Assignment | None) -> Holding | None:
@@ -59,11 +54,12 @@ def _holding(row: Assignment | None) -> Holding | None:
                    is_active=row.is_active, is_primary=row.is_primary)
 
 
-def _eam_blocker(session: Session, band: Band | None, secure_nfc: bool = False) -> EamState | None:
-    """The state of a Secure NFC band's RFID entry that must be deleted before re-enrolling."""
+def _eam_blocker(session: Session, band: Band | None, secure_nfc: bool = False) -> str | None:
+    """Why a Secure NFC band cannot be enrolled yet: its RFID entry is not deleted."""
     if band is None or not (band.secure_nfc or secure_nfc):
         return None
-    return eam.live_rfid_state(session, band)
+    entry = eam.blocking_entry(session, band)
+    return None if entry is None else eam.blocking_message(band.serial, entry)
 
 
 def _decide(session: Session, config: NesConfig, user: User, serial: str,
@@ -85,8 +81,7 @@ def check(session: Session, config: NesConfig, user: User, serial: str) -> Enrol
     refusal = decision.refusal
     blocker = _eam_blocker(session, band)
     if refusal is None and blocker is not None:
-        refusal = NesRefusal(EAM_ENTRY_MESSAGE.format(serial=serial, state=blocker.value),
-                             RefusalCode.EAM_ENTRY, serial=serial)
+        refusal = NesRefusal(blocker, RefusalCode.EAM_ENTRY, serial=serial)
     return EnrollmentCheck(
         account=user.account, serial=serial, allowed=refusal is None,
         action=decision.action if refusal is None else None,
@@ -178,8 +173,7 @@ def enroll(session: Session, config: NesConfig, nes_name: str, user: User, facts
     assert decision.action is not None
     blocker = _eam_blocker(session, existing, facts.secure_nfc)
     if blocker is not None:
-        raise NesRefusal(EAM_ENTRY_MESSAGE.format(serial=facts.serial, state=blocker.value),
-                         RefusalCode.EAM_ENTRY, serial=facts.serial)
+        raise NesRefusal(blocker, RefusalCode.EAM_ENTRY, serial=facts.serial)
 
     band = _band_for(session, facts)
     session.flush()

@@ -272,3 +272,31 @@ def _show(value: object) -> str:
     if isinstance(value, EnrollmentDestination):
         return DESTINATION_LABELS[value]
     return str(value)
+
+
+SELF_SERVICE_MODES: dict[str, str] = {
+    "off": "Off: an administrator changes a user's Nymi Band",
+    "own": "Allow a user to re-enroll / re-register their Nymi Band",
+    "any": "Allow a user to re-enroll any active Nymi Band",
+}
+"""The three positions of the self-service options, as one choice."""
+
+
+def self_service_changes(mode: str) -> dict[str, bool]:
+    """The two self-service settings for ``mode`` ("off", "own" or "any")."""
+    if mode not in SELF_SERVICE_MODES:
+        raise NesInvalidInput(f"self-service is one of {', '.join(SELF_SERVICE_MODES)}, "
+                              f"not {mode!r}")
+    return {"self_reenroll_own": mode != "off", "self_reenroll_any": mode == "any"}
+
+
+def self_service_mode(values: PolicySettings | PolicyOverrides) -> str | None:
+    """The self-service position of a policy (None: an individual policy that leaves it to
+    the group policy)."""
+    if values.self_reenroll_any:
+        return "any"
+    if values.self_reenroll_own:
+        return "own"
+    if values.self_reenroll_own is None and values.self_reenroll_any is None:
+        return None
+    return "off"

@@ -39,6 +39,7 @@ from simulator.nes.store import (
     account_key,
     active_group_policy,
     assignment_of,
+    assignment_view,
     band_view,
     check_serial,
     effective_settings,
@@ -54,6 +55,7 @@ from simulator.nes.store import (
     user_view,
 )
 from simulator.nes.views import (
+    AssignmentView,
     AuditEventView,
     BandView,
     EamEntryView,
@@ -240,6 +242,24 @@ class Nes:
             return [band_view(s, b) for b in s.scalars(stmt)]
         return self._read(op)
 
+    def check_tap(self, serial: str, *, account: str | None = None,
+                  task: str = "tap task") -> AssignmentView:
+        """Refuse a tap task (e-signature, unlocking a terminal, FIDO2 sign-in with a key the
+        NES recorded, creating such a key) on a band that is not the active band of its user.
+
+        Returns the band's row of User Properties when it may be used; raises
+        :class:`NesRefusal` with ``NOT_ACTIVE`` for a band that is suspended, replaced, set
+        aside for a temporary band or left behind by a self-service re-enrollment, and with
+        ``NOT_OWNER`` for a band that is assigned to nobody or (with ``account``) to someone
+        else. Nothing is written."""
+        def op(s: Session) -> AssignmentView:
+            band = get_band(s, check_serial(serial))
+            row = assignment_of(s, band)
+            who = None if account is None else get_user(s, account).account
+            return admin.tap_verdict(band.serial, None if row is None else row.user.account,
+                                     None if row is None else assignment_view(row), who, task)
+        return self._read(op)
+
     def _owner_view(self, s: Session, serial: str, change: Callable[[], Any]) -> UserView:
         row = change()
         return user_view(s, row.user, self.config)
@@ -253,7 +273,8 @@ class Nes:
 
     def suspend(self, serial: str, *, notes: str | None = None,
                 actor: str = "system") -> UserView:
-        """Suspend: clear Is Active. Tap tasks stop; the band's own biometrics are unaffected."""
+        """Suspend: clear Is Active (and tick Is Primary). Tap tasks stop; the band's own
+        biometrics are unaffected."""
         return self._write(lambda s: self._owner_view(
             s, serial, lambda: admin.suspend(s, serial, notes=notes)), actor)
 

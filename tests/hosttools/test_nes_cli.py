@@ -40,8 +40,8 @@ def test_demo_plays_the_documented_example_and_leaves_the_site(
     assert code == 0 and json.loads(out)["user_properties"]["bands"][1]["is_active"]
 
 
-def test_nes_commands_and_a_cli_enrollment(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_nes_commands_and_a_cli_enrollment(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from simulator.fleet import Fleet
 
     fleet = Fleet(tmp_path / "fleet", durable=False)
@@ -52,13 +52,20 @@ def test_nes_commands_and_a_cli_enrollment(tmp_path: Path,
     code, out, _ = run(capsys, *sim, "--target", "sim:AAAH-00125", "enroll", "--user",
                        "tw-user2", "--password", "pw", "--json")
     assert code == 0 and json.loads(out)["action"]
-    code, out, _ = run(capsys, *sim, "nes", "band", "suspend", "AAAH-00125", "--json")
+    code, _, err = run(capsys, *sim, "nes", "band", "suspend", "AAAH-00125", "--yes")
+    assert code != 0 and "NYMI_NES_USER" in err and err.count("\n") == 1
+    code, _, _ = run(capsys, *sim, "nes", "user", "add", "CORP\\it-admin", "--password", "pw",
+                     "--admin")
+    monkeypatch.setenv("NYMI_NES_USER", "CORP\\it-admin")
+    monkeypatch.setenv("NYMI_NES_PASSWORD", "pw")
+    code, out, _ = run(capsys, *sim, "nes", "band", "suspend", "AAAH-00125", "--yes", "--json")
     assert json.loads(out)["bands"][0]["is_active"] is False
     code, out, _ = run(capsys, *sim, "nes", "audit", "--user", "tw-user2", "--json")
     rows = json.loads(out)
     assert {"create", "update"} <= {row["op"] for row in rows}
     assert any("AAAH-00125" in json.dumps(row) for row in rows)
-    code, out, _ = run(capsys, *sim, "nes", "band", "disconnect", "AAAH-00125", "--json")
+    code, out, _ = run(capsys, *sim, "nes", "band", "disconnect", "AAAH-00125", "--yes",
+                       "--json")
     assert json.loads(out)["bands"] == []
     code, out, _ = run(capsys, *sim, "nes", "policy", "set", "Default Settings Set",
                        "Allow a user to re-enroll / re-register their Nymi Band", "on")

@@ -365,7 +365,8 @@ def test_the_cli_shows_user_properties_over_http(
     monkeypatch.delenv("NYMI_NES_USER")
     monkeypatch.delenv("NYMI_NES_PASSWORD")
     with_userinfo = url.replace("http://", "http://CORP%5Cadmin:Passw0rd%21@")
-    code = main(["--nes", with_userinfo, "nes", "band", "suspend", "AAAH-00125", "--json"])
+    code = main(["--nes", with_userinfo, "nes", "band", "suspend", "AAAH-00125", "--yes",
+                 "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["bands"][0]["is_active"] is False

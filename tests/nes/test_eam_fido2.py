@@ -43,13 +43,14 @@ def test_returning_a_band_walks_every_entry_to_deleted(nes: Nes) -> None:
         nes.eam_blacklist(999999)
 
 
-def test_blacklisting_rfid_alone_leaves_the_wearable(nes: Nes) -> None:
+def test_blacklisting_rfid_takes_the_wearable_with_it(nes: Nes) -> None:
+    """The RFID and Wearable entries are one pair (DOMAIN 5): either one blacklists both."""
     _evidian(nes)
     nes.enroll(U2, band("AAAH-00125", nfc_id="04AABBCCDDEEFF"))
     assert EamKind.SMART_CARD not in _by_kind(nes, U2)  # not a Secure NFC band
     rfid = next(e for e in nes.eam_entries(U2) if e.kind is EamKind.RFID)
-    assert [e.kind for e in nes.eam_blacklist(rfid.id)] == [EamKind.RFID]
-    assert _by_kind(nes, U2)[EamKind.WEARABLE][0] is EamState.ACTIVE
+    assert {e.kind for e in nes.eam_blacklist(rfid.id)} == {EamKind.RFID, EamKind.WEARABLE}
+    assert _by_kind(nes, U2)[EamKind.WEARABLE][0] is EamState.BLACKLISTED
 
 
 def test_no_eam_entries_with_the_default_destination(nes: Nes) -> None:
