@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools postgresql tshark)
+DEBIAN_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools postgresql tshark chromium)
 PYTHON=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*" >&2; }

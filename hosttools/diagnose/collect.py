@@ -295,11 +295,17 @@ def collect_server(nes: NesReader, serial: str, user: str | None) -> ServerEvide
     band_rows = [b.to_json() for b in nes.bands(serial)]
     band = next((_nes_band(b) for b in band_rows if b["serial"] == serial), None)
     owner = None if band is None or band.owner is None else nes_user(nes, band.owner)
-    asking = None if user is None else nes_user(nes, nes.resolve_account(user))
+    asking, asking_missing = None, None
+    if user is not None:
+        try:
+            asking = nes_user(nes, nes.resolve_account(user))
+        except Exception as exc:  # a user unknown here is evidence too, not a failure
+            asking_missing = _reason(exc)
     accounts = sorted({u.account for u in (owner, asking) if u is not None})
     keys = {(k := key.to_json())["id"]: k for account in accounts
             for key in nes.fido2_keys(account)}
-    keys.update({(k := key.to_json())["id"]: k for key in nes.fido2_keys(serial=serial)})
+    if band is not None:
+        keys.update({(k := key.to_json())["id"]: k for key in nes.fido2_keys(serial=serial)})
     eam = {(x := e.to_json())["id"]: x for account in accounts
            for e in nes.eam_entries(account)}
     audit = {(a := row.to_json())["id"]: a for account in accounts
@@ -308,6 +314,7 @@ def collect_server(nes: NesReader, serial: str, user: str | None) -> ServerEvide
                   for row in nes.audit(key=serial, limit=DEFAULT_AUDIT)})
     return ServerEvidence(
         nes=nes.name, band=band, owner=owner, asking_user=asking,
+        asking_user_unavailable=asking_missing,
         fido2_keys=tuple(NesFido2Key(k["account"], k["serial"], k["rp_id"],
                                      _b64url_hex(k["credential_id"]), str(k["created"]))
                          for _, k in sorted(keys.items())),

@@ -196,6 +196,8 @@ class ServerEvidence:
     owner: NesUser | None
     asking_user: NesUser | None
     """The user named with ``--user`` (the person who reports the problem), if any."""
+    asking_user_unavailable: str | None
+    """Why the ``--user`` could not be read (for example: no such user at this NES)."""
     fido2_keys: tuple[NesFido2Key, ...]
     eam_entries: tuple[NesEamEntry, ...]
     audit: tuple[NesAuditEvent, ...]

@@ -88,6 +88,8 @@ def _rows(section: Section[Any]) -> list[tuple[str, str]]:
                                     f"{user.self_service_any}, bands "
                                     + ", ".join(f"{b.serial}{'*' if b.is_active else ''}"
                                                 for b in user.bands)))
+        if data.asking_user_unavailable:
+            rows.append(("asking user", f"unavailable: {data.asking_user_unavailable}"))
         rows.append(("fido2 keys", ", ".join(f"{k.rp_id} on {k.serial}"
                                              for k in data.fido2_keys) or "none"))
         rows.append(("eam", ", ".join(f"{e.kind} {e.state_label}"

@@ -249,7 +249,7 @@ def secure_nfc_entry(e: Evidence) -> Finding | None:
     if not secure or band.status.enrollment is not EnrollmentState.UNENROLLED:
         return None
     live = [x for x in server.eam_entries if x.serial == band.info.serial
-            and x.kind in ("rfid", "wearable") and x.state != "deleted"]
+            and x.kind.lower() in ("rfid", "wearable") and x.state != "deleted"]
     if not live:
         return None
     states = ", ".join(f"{x.kind} {x.state_label}" for x in live)
