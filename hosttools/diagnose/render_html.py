@@ -21,6 +21,7 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;paddin
 text-align:left;vertical-align:top}th{background:#f4f4f4}
 .unavailable{color:#a60}.band{color:#036}.server{color:#606}
 pre{white-space:pre-wrap;font-size:.8em;margin:0}
+#timeline td:first-child{white-space:nowrap}
 """
 
 
@@ -96,8 +97,8 @@ def render_html(diagnosis: Diagnosis) -> str:
         findings = (f'<p class="finding">The band could not be reached: '
                     f"{escape(str(evidence.band.unavailable))}</p>")
     rows = "".join(
-        f'<tr class="{t.source}"><td>{t.at_utc:%Y-%m-%d %H:%M:%S.%f}'[:-3]
-        + f"</td><td>{t.source}</td><td>{escape(t.kind)}</td><td>{escape(t.text)}</td></tr>"
+        f'<tr class="{t.source}"><td>{t.at_utc.isoformat(" ", "milliseconds")[:23]}</td>'
+        f"<td>{t.source}</td><td>{escape(t.kind)}</td><td>{escape(t.text)}</td></tr>"
         for t in diagnosis.timeline)
     ble = evidence.ble.data
     plot = (rssi_svg(ble) if ble is not None and ble.samples
