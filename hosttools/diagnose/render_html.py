@@ -22,6 +22,7 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}
 .unavailable{color:#a60}.band{color:#036}.server{color:#606}
 pre{white-space:pre-wrap;font-size:.8em;margin:0}
 #timeline td:first-child{white-space:nowrap}
+code{word-break:break-all}
 """
 
 

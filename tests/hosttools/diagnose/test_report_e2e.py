@@ -41,7 +41,7 @@ def _screenshot(html: Path, shot: Path) -> list[str]:
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page = browser.new_page(viewport={"width": 1100, "height": 1250})
             page.goto(html.as_uri())
             findings = page.locator(".finding")
             sync_api.expect(findings.first).to_be_visible()
