@@ -90,3 +90,18 @@ def test_the_schema_is_printed(site: Site) -> None:
     code, out, _ = site.run("diagnose", "--print-schema")
     assert code == 0 and json.loads(out) == SCHEMA
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def test_bundle_of_a_band_reached_in_process_says_there_is_no_traffic(site: Site) -> None:
+    import zipfile
+
+    site.enroll("AAAH-00125", "tw-user2")
+    bundle = site.root / "ticket.zip"
+    code, _, err = site.run("--target", "sim:AAAH-00125", "diagnose", "--bundle", str(bundle))
+    assert code == 0 and err.strip() == f"Support bundle written to {bundle}"
+    with zipfile.ZipFile(bundle) as archive:
+        readme = archive.read("README.txt").decode()
+        report = json.loads(archive.read("report.json"))
+    _valid(report)
+    assert "none: no frame crossed a wire" in readme
+    assert "nfc     -" in readme and "unavailable: no NFC reader given" in readme
