@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hosttools.demo import run_demo
+from hosttools.diagnose.cli import register_diagnose_command
 from hosttools.fido2_cli import fido2_app
 from hosttools.flow_cli import register_flow_commands
 from hosttools.nes_cli import nes_app
@@ -35,6 +36,7 @@ app.add_typer(nfc_app, name="nfc")
 register_flow_commands(app, fido2_app)
 register_sign_in(app)
 register_ble_commands(app, lambda ctx: ctx.obj)
+register_diagnose_command(app)
 console = Console(highlight=False)
 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
