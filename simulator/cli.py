@@ -225,6 +225,10 @@ def serve(
     peer_port: Annotated[int, typer.Option(min=1, max=65535,
                                            help="UDP port on 127.0.0.1 to reply to.")] = 7112,
     speed: Annotated[float, typer.Option(min=0.001, help="Band seconds per wall second.")] = 1.0,
+    serve_all: Annotated[bool, typer.Option(
+        "--all", help="Serve every band of the fleet from this one process: all on one radio "
+        "(--ble), band i on UDP port PORT+i replying to PEER_PORT+i (--ctaphid-udp), the "
+        "first ten on vpcd slots 0-9 (--vpcd).")] = False,
     sim_dir: SimDir = None,
 ) -> None:
     """Keep a band running and serve it to other processes until stopped (Ctrl-C)."""
@@ -234,6 +238,13 @@ def serve(
 
     if not (ctaphid_udp or vpcd or ble is not None):
         raise typer.BadParameter("choose at least one front end (--ctaphid-udp, --vpcd, --ble)")
+    if serve_all:
+        for given, name in ((band, "--band"), (tap, "--tap"), (btsnoop, "--btsnoop")):
+            if given is not None:
+                raise typer.BadParameter(f"--all serves every band: {name} does not apply")
+        _serve_all(_fleet(sim_dir), ctaphid_udp=ctaphid_udp, vpcd=vpcd, ble=ble, port=port,
+                   peer_port=peer_port, speed=speed, auto_presence=auto_presence)
+        return
     if btsnoop is not None and ble is None:
         raise typer.BadParameter("--btsnoop needs --ble")
     if tap is not None and not vpcd:
@@ -252,6 +263,38 @@ def serve(
                            ble_port=ble, btsnoop=btsnoop)
         asyncio.run(serve_band(live, fleet.band_dir(serial), wanted,
                                lambda text: console.print(text, markup=False)))
+
+
+def _serve_all(fleet: Fleet, *, ctaphid_udp: bool, vpcd: bool, ble: int | None, port: int,
+               peer_port: int, speed: float, auto_presence: bool) -> None:
+    import asyncio
+
+    from simulator.serve import (
+        FleetFrontEnds,
+        fds_per_band,
+        live_fleet,
+        make_ready,
+        raise_open_file_limit,
+        serve_fleet,
+    )
+
+    wanted = FleetFrontEnds(ble_port=ble, vpcd=vpcd, udp_base=port if ctaphid_udp else None,
+                            udp_peer_base=peer_port)
+    limit = raise_open_file_limit()
+    count = len(fleet.serials())
+    if count * fds_per_band(wanted) + 64 > limit:
+        raise PhysicalActionError(
+            f"{count} bands need about {count * fds_per_band(wanted) + 64} open files and "
+            f"sockets, over this process's limit of {limit} (raise it with 'ulimit -n')")
+    with live_fleet(fleet, auto_presence=auto_presence) as served:
+        for live in served.bands:
+            live.band.clock.speed = speed
+            if auto_presence:
+                make_ready(live.band)
+        for band in served.plain:
+            band.clock.speed = speed
+        asyncio.run(serve_fleet(served, fleet, wanted,
+                                lambda text: console.print(text, markup=False)))
 
 
 @app.command("power-cycle")
