@@ -355,6 +355,48 @@ def nes_serve(
         serve(create_site_app(site), host=host, port=port)
 
 
+@app.command()
+def load(
+    users: Annotated[int, typer.Option(min=1, help="Simulated users, each with its own band.")
+                     ] = 4,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to run.")] = 30.0,
+    workers: Annotated[int, typer.Option(
+        min=0, help="Locust worker processes under a master (0: one process).")] = 0,
+    host: Annotated[str | None, typer.Option(
+        help="A running NES, e.g. http://127.0.0.1:8080/nes (its site must hold the load "
+        "accounts); default: serve the fleet directory's site for the run.")] = None,
+    database: Annotated[str | None, typer.Option(
+        help="With a new site: its database URL (postgresql+psycopg://…; default SQLite).")
+    ] = None,
+    sim_dir: SimDir = None,
+    as_json: Json = False,
+) -> None:
+    """Load the NES with simulated users running the band flows over HTTP (Locust)."""
+    import contextlib
+    import tempfile
+
+    from simulator.load.runner import nes_server, prepare_site, run_locust
+
+    root = _fleet(sim_dir).root
+    with contextlib.ExitStack() as stack:
+        if host is None:
+            prepare_site(root, users=users, workers=workers, database=database)
+            host = stack.enter_context(nes_server(root))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nymi-load-")))
+        result = run_locust(host, scratch, users=users, seconds=seconds, workers=workers)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    console.print(f"{users} users, {workers or 'no'} workers, {seconds:g} s against {host}: "
+                  f"{result.enrollments:.0f} enrollments ({result.enrollments_per_s:.2f}/s), "
+                  f"{result.failures:.0f} failures", markup=False)
+    table = Table("Flow", "Count", "Per s", "Median ms", "p95 ms", "p99 ms")
+    for name, row in result.rows.items():
+        table.add_row(name, f"{row['count']:.0f}", f"{row['per_s']:.2f}",
+                      f"{row['median_ms']:.0f}", f"{row['p95_ms']:.0f}", f"{row['p99_ms']:.0f}")
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_app(app, "nymi-sim", argv)
 
