@@ -127,8 +127,8 @@ def cycle(process: Callable[[bytes], bytes], requests: list[bytes]) -> Callable[
 
 
 def measure(ctx: Context) -> Values:
-    seconds = ctx.pick(0.2, 1.0)
-    rounds = int(ctx.pick(1, 3))
+    seconds = ctx.pick(0.2, 0.5)
+    rounds = int(ctx.pick(1, 2))
     directory = Path(tempfile.mkdtemp(dir=ctx.scratch))
     bands = {fid: Band(fid, directory) for fid in ("nymi-band-3.0", "ctap21-reference")}
     rows = {
@@ -174,7 +174,7 @@ SUITE = Suite(
     measure=measure,
     figures=_figures(),
     prose="""
-One core, durable flash, best of 3 interleaved 1 s rounds per run; the raw rows are
+One core, durable flash, best of 2 interleaved 0.5 s rounds per run; the raw rows are
 `cryptography`/OpenSSL in the same run. What keeps getAssertion at its target: keys and
 credential descriptors cached per credential, responses written directly as canonical CBOR, and
 sign counters persisted as a ceiling reserved 4096 ahead (`counter_reserve`), so an assertion
