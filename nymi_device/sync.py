@@ -59,6 +59,10 @@ class LoopThread:
         return self.submit(coro).result()
 
     def on_loop_thread(self) -> bool:
+        if self._thread is not None:
+            # By thread identity: under gevent (Locust) all "threads" share one OS thread and
+            # asyncio's notion of the running loop with it.
+            return threading.current_thread() is self._thread
         try:
             return asyncio.get_running_loop() is self.loop
         except RuntimeError:

@@ -240,6 +240,10 @@ def serve(
         "answering each sender (the public tooling sends from 7112 and is answered there).")
     ] = None,
     speed: Annotated[float, typer.Option(min=0.001, help="Band seconds per wall second.")] = 1.0,
+    serve_all: Annotated[bool, typer.Option(
+        "--all", help="Serve every band of the fleet from this one process: all on one radio "
+        "(--ble), band i on UDP port PORT+i replying to PEER_PORT+i (--ctaphid-udp), the "
+        "first ten on vpcd slots 0-9 (--vpcd).")] = False,
     sim_dir: SimDir = None,
 ) -> None:
     """Keep a band running and serve it to other processes until stopped (Ctrl-C)."""
@@ -250,6 +254,14 @@ def serve(
 
     if not (ctaphid_udp or vpcd or ble is not None):
         raise typer.BadParameter("choose at least one front end (--ctaphid-udp, --vpcd, --ble)")
+    if serve_all:
+        for given, name in ((band, "--band"), (tap, "--tap"), (btsnoop, "--btsnoop")):
+            if given is not None:
+                raise typer.BadParameter(f"--all serves every band: {name} does not apply")
+        _serve_all(_fleet(sim_dir), ctaphid_udp=ctaphid_udp, vpcd=vpcd, ble=ble, port=port,
+                   peer_port=7112 if peer_port is None else peer_port, speed=speed,
+                   auto_presence=auto_presence)
+        return
     if btsnoop is not None and ble is None:
         raise typer.BadParameter("--btsnoop needs --ble")
     if tap is not None and not vpcd:
@@ -269,6 +281,38 @@ def serve(
                            ble_port=ble, btsnoop=btsnoop)
         asyncio.run(serve_band(live, fleet.band_dir(serial), wanted,
                                lambda text: console.print(text, markup=False)))
+
+
+def _serve_all(fleet: Fleet, *, ctaphid_udp: bool, vpcd: bool, ble: int | None, port: int,
+               peer_port: int, speed: float, auto_presence: bool) -> None:
+    import asyncio
+
+    from simulator.serve import (
+        FleetFrontEnds,
+        fds_per_band,
+        live_fleet,
+        make_ready,
+        raise_open_file_limit,
+        serve_fleet,
+    )
+
+    wanted = FleetFrontEnds(ble_port=ble, vpcd=vpcd, udp_base=port if ctaphid_udp else None,
+                            udp_peer_base=peer_port)
+    limit = raise_open_file_limit()
+    count = len(fleet.serials())
+    if count * fds_per_band(wanted) + 64 > limit:
+        raise PhysicalActionError(
+            f"{count} bands need about {count * fds_per_band(wanted) + 64} open files and "
+            f"sockets, over this process's limit of {limit} (raise it with 'ulimit -n')")
+    with live_fleet(fleet, auto_presence=auto_presence) as served:
+        for live in served.bands:
+            live.band.clock.speed = speed
+            if auto_presence:
+                make_ready(live.band)
+        for band in served.plain:
+            band.clock.speed = speed
+        asyncio.run(serve_fleet(served, fleet, wanted,
+                                lambda text: console.print(text, markup=False)))
 
 
 @app.command("power-cycle")
@@ -354,6 +398,48 @@ def nes_set_password(
         site.directory.set_password(account, password)
         console.print(f"password of {site.directory.get(account).account} changed",
                       markup=False)
+
+
+@app.command()
+def load(
+    users: Annotated[int, typer.Option(min=1, help="Simulated users, each with its own band.")
+                     ] = 4,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to run.")] = 30.0,
+    workers: Annotated[int, typer.Option(
+        min=0, help="Locust worker processes under a master (0: one process).")] = 0,
+    host: Annotated[str | None, typer.Option(
+        help="A running NES, e.g. http://127.0.0.1:8080/nes (its site must hold the load "
+        "accounts); default: serve the fleet directory's site for the run.")] = None,
+    database: Annotated[str | None, typer.Option(
+        help="With a new site: its database URL (postgresql+psycopg://…; default SQLite).")
+    ] = None,
+    sim_dir: SimDir = None,
+    as_json: Json = False,
+) -> None:
+    """Load the NES with simulated users running the band flows over HTTP (Locust)."""
+    import contextlib
+    import tempfile
+
+    from simulator.load.runner import nes_server, prepare_site, run_locust
+
+    root = _fleet(sim_dir).root
+    with contextlib.ExitStack() as stack:
+        if host is None:
+            prepare_site(root, users=users, workers=workers, database=database)
+            host = stack.enter_context(nes_server(root))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nymi-load-")))
+        result = run_locust(host, scratch, users=users, seconds=seconds, workers=workers)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    console.print(f"{users} users, {workers or 'no'} workers, {seconds:g} s against {host}: "
+                  f"{result.enrollments:.0f} enrollments ({result.enrollments_per_s:.2f}/s), "
+                  f"{result.failures:.0f} failures", markup=False)
+    table = Table("Flow", "Count", "Per s", "Median ms", "p95 ms", "p99 ms")
+    for name, row in result.rows.items():
+        table.add_row(name, f"{row['count']:.0f}", f"{row['per_s']:.2f}",
+                      f"{row['median_ms']:.0f}", f"{row['p95_ms']:.0f}", f"{row['p99_ms']:.0f}")
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

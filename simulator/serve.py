@@ -27,7 +27,7 @@ from simulator.band.band import EmulatedBand
 from simulator.band.ctap.authenticator import Authenticator
 from simulator.band.records import BandPolicy
 from simulator.band.wearer_bridge import BandWearer
-from simulator.control import DaemonAction
+from simulator.control import ControlServer, DaemonAction
 from simulator.fleet import Fleet
 
 
@@ -283,3 +283,198 @@ async def _untap_quietly(frontend: Any) -> None:
     with contextlib.suppress(Exception):
         if frontend.tapped:
             await frontend.untap()
+
+
+# --- the whole fleet in one process (``nymi-sim serve --all``) ----------------------------------
+
+#: vpcd reader slots pcscd's vpcd driver offers (``Virtual PCD 00`` … ``09``).
+VPCD_SLOTS = 10
+
+
+@dataclass(frozen=True)
+class FleetFrontEnds:
+    """Which front ends ``nymi-sim serve --all`` starts for every band.
+
+    Band ``i`` (in serial order) is on CTAPHID-UDP port ``udp_base + i`` replying to
+    ``udp_peer_base + i``, and on vpcd slot ``i`` for the first :data:`VPCD_SLOTS` bands; all
+    bands share one radio, reachable as HCI over TCP on ``ble_port``.
+    """
+
+    ble_port: int | None = None
+    vpcd: bool = False
+    udp_base: int | None = None
+    udp_peer_base: int = 7112
+
+
+@dataclass
+class ServedFleet:
+    """The bands of a fleet held open by one process, with what each is served on."""
+
+    bands: list[LiveBand]
+    plain: list[EmulatedBand]  # bands whose fixture has no FIDO2 authenticator (BLE only)
+    start_s: float = 0.0
+
+
+def raise_open_file_limit() -> int:
+    """Lift this process's open-file limit to its hard limit (a served band holds files and
+    sockets); returns the limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return int(hard)
+    return int(soft)
+
+
+def fds_per_band(wanted: FleetFrontEnds) -> int:
+    """Files and sockets one served band holds: its flash lock, its control socket, and its
+    UDP socket when CTAPHID-UDP is served."""
+    return 2 + (1 if wanted.udp_base is not None else 0)
+
+
+@contextlib.contextmanager
+def live_fleet(fleet: Fleet, *, auto_presence: bool) -> Iterator[ServedFleet]:
+    """Open every band of ``fleet`` (authenticators wired where the fixture has one); every
+    band's world is saved when the block ends without an error."""
+    serials = fleet.serials()
+    if not serials:
+        raise InvalidInputError(f"no bands in {fleet.root}: add some with 'nymi-sim band add'")
+    with contextlib.ExitStack() as stack:
+        served = ServedFleet([], [])
+        for serial in serials:
+            if fleet.fixture_of(serial).ctap is None:
+                served.plain.append(stack.enter_context(fleet.open_band(serial)))
+            else:
+                served.bands.append(stack.enter_context(
+                    live_band(fleet, serial, auto_presence=auto_presence)))
+        yield served
+
+
+async def serve_fleet(served: ServedFleet, fleet: Fleet, wanted: FleetFrontEnds,
+                      say: Callable[[str], None], stop: asyncio.Event | None = None) -> None:
+    """Put every band on its front ends with its control API; run until SIGINT/SIGTERM (or
+    until ``stop`` is set, when given)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with contextlib.AsyncExitStack() as stack:
+        metas: dict[str, dict[str, Any]] = {}
+        extras: dict[str, dict[str, Callable[[], None]]] = {}
+        actions: dict[str, dict[str, DaemonAction]] = {}
+        everyone = [live.band for live in served.bands] + served.plain
+        for band in everyone:
+            serial = band.identity.serial
+            metas[serial], extras[serial], actions[serial] = {}, {}, {}
+        if wanted.udp_base is not None:
+            await _start_udp_all(served.bands, wanted, stack, metas, extras)
+            say(f"CTAPHID over UDP: {len(served.bands)} bands on 127.0.0.1:{wanted.udp_base}"
+                f"-{wanted.udp_base + len(served.bands) - 1}")
+        if wanted.vpcd:
+            for slot, live in enumerate(served.bands[:VPCD_SLOTS]):
+                serial = live.band.identity.serial
+                reader = await _start_vpcd(live, slot, stack, actions[serial], say)
+                metas[serial]["vpcd"] = {"slot": slot, "reader": reader}
+            if len(served.bands) > VPCD_SLOTS:
+                say(f"vpcd has {VPCD_SLOTS} reader slots: the other "
+                    f"{len(served.bands) - VPCD_SLOTS} bands are not on a reader")
+        if wanted.ble_port is not None:
+            await _start_ble_all(served, wanted.ble_port, stack, metas, actions, say)
+        for band in everyone:
+            serial = band.identity.serial
+            control = ControlServer(band, fleet.band_dir(serial), extra=extras[serial],
+                                    meta=metas[serial], daemon_actions=actions[serial])
+            await control.start()
+            stack.push_async_callback(control.close)
+        served.start_s = loop.time() - started
+        await _run_all(everyone, lambda: say(
+            f"{len(everyone)} bands of {fleet.root} are running (started in "
+            f"{served.start_s:.2f} s); Ctrl-C stops"), stop)
+
+
+async def _start_udp_all(bands: list[LiveBand], wanted: FleetFrontEnds,
+                         stack: contextlib.AsyncExitStack, metas: dict[str, dict[str, Any]],
+                         extras: dict[str, dict[str, Callable[[], None]]]) -> None:
+    from simulator.frontends.ctaphid_udp import serve_ctaphid_udp
+
+    assert wanted.udp_base is not None
+    for index, live in enumerate(bands):
+        port, peer = wanted.udp_base + index, wanted.udp_peer_base + index
+        if port > 65535 or peer > 65535:
+            raise InvalidInputError(f"{len(bands)} bands from UDP port {wanted.udp_base} "
+                                    f"(replies from {wanted.udp_peer_base}) run past port 65535")
+        try:
+            server = await serve_ctaphid_udp(live.authenticator, port=port,
+                                             peer=("127.0.0.1", peer))
+        except OSError as exc:
+            raise BandUnreachableError(
+                f"cannot serve {live.band.identity.serial} as CTAPHID on UDP 127.0.0.1:{port}: "
+                f"{exc.strerror}", UnreachableReason.TRANSPORT_FAILED) from None
+        stack.push_async_callback(server.close)
+        serial = live.band.identity.serial
+        extras[serial]["power-cycle"] = server.power_cycle
+        metas[serial]["ctaphid_udp"] = [port, peer]
+
+
+async def _start_ble_all(served: ServedFleet, port: int, stack: contextlib.AsyncExitStack,
+                         metas: dict[str, dict[str, Any]],
+                         actions: dict[str, dict[str, DaemonAction]],
+                         say: Callable[[str], None]) -> None:
+    from simulator.band.management_ble import management_service_for
+    from simulator.frontends.hci_bridge import serve_ble
+
+    items: list[EmulatedBand | LiveBand] = [*served.bands, *served.plain]
+    try:
+        server = await serve_ble(items, port, management=management_service_for)
+    except OSError as exc:
+        raise BandUnreachableError(
+            f"cannot serve the virtual radio on TCP 127.0.0.1:{port}: {exc.strerror or exc}",
+            UnreachableReason.TRANSPORT_FAILED) from None
+    stack.push_async_callback(server.close)
+    for band_radio in server.bands:
+        actions[band_radio.serial]["move"] = _mover(band_radio)
+        metas[band_radio.serial]["ble"] = {"port": server.port, "moniker": server.moniker,
+                                           "address": band_radio.address}
+    say(f"{len(server.bands)} bands on the air; the radio is HCI over TCP at {server.moniker}")
+
+
+def _mover(band_radio: Any) -> DaemonAction:
+    async def move(params: dict[str, Any]) -> dict[str, Any]:
+        meters = params.get("distance")
+        if (not isinstance(meters, int | float) or isinstance(meters, bool)
+                or not math.isfinite(meters) or meters < 0):
+            raise InvalidInputError(f"distance must be a number of metres >= 0, got {meters!r}")
+        band_radio.set_distance(float(meters))
+        return {"distance_m": band_radio.distance_m, "rssi": band_radio.rssi}
+
+    return move
+
+
+async def _run_all(bands: list[EmulatedBand], announce: Callable[[], None],
+                   stop: asyncio.Event | None) -> None:
+    """One ticker advances every band's time; stop on SIGINT/SIGTERM or when ``stop`` is set."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    ticker = asyncio.create_task(_tick_all(bands))
+    announce()
+    try:
+        await stop.wait()
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
+async def _tick_all(bands: list[EmulatedBand], tick: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    while True:
+        await asyncio.sleep(tick)
+        now = loop.time()
+        for band in bands:
+            with band.lock:
+                band.clock.advance((now - last) * band.clock.speed)
+        last = now

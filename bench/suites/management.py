@@ -4,8 +4,6 @@ in-process (client and server back to back, no radio), side by side with their c
 The handshake floor is the public-key work it cannot avoid: the band's ephemeral key, ECDH and
 signature; the host's ephemeral key, ECDH and three signature verifications (issuing CA, band
 certificate, transcript). The round-trip floor is one AES-256-GCM seal and open per direction.
-
-Run: .venv/bin/python bench/bench_management.py
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bench.core import Context, Figure, Suite, Values
 from nymi_device.management_client import ManagementClient
 from simulator.band.band import EmulatedBand
 from simulator.band.management_identity import simulation_root
@@ -108,12 +107,13 @@ def _handshake_floor() -> None:
     issuer.public_key().verify(issuer_sig, data, ecdsa)
 
 
-async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        band = _band(Path(tmp))
-        rows: list[tuple[str, float, float | None]] = []
-        floor_hs = _sync_median_us(_handshake_floor)
-        rows.append(("handshake crypto floor (2 keygen, 2 ECDH, 1 sign, 3 verify)", floor_hs, 1.0))
+async def _measure(ctx: Context) -> Values:
+    rounds = int(ctx.pick(30, ROUNDS))
+    if True:
+        band = _band(Path(tempfile.mkdtemp(dir=ctx.scratch)))
+        rows: Values = {}
+        floor_hs = _sync_median_us(_handshake_floor, rounds)
+        rows["hs_floor"] = floor_hs
         aead = AESGCM(os.urandom(32))
         nonce, request, response = os.urandom(12), os.urandom(9), os.urandom(260)
         sealed_req, sealed_resp = aead.encrypt(nonce, request, b""), aead.encrypt(nonce, response,
@@ -125,32 +125,54 @@ async def main() -> None:
             aead.encrypt(nonce, response, b"")
             aead.decrypt(nonce, sealed_resp, b"")
 
-        floor_rt = _sync_median_us(aead_floor)
+        floor_rt = _sync_median_us(aead_floor, rounds)
         for queues in (False, True):
             client, tasks = _pair(band, 23, queues)
             label = "queue pair" if queues else "direct"
-            hs = await _median_us(client.handshake, 100)
-            rows.append((f"handshake, {label}, MTU 23", hs, hs / floor_hs))
+            rows[f"hs_{label}"] = await _median_us(client.handshake, max(10, rounds // 3))
             for task in tasks:
                 task.cancel()
-        rows.append(("round-trip crypto floor (AES-256-GCM seal + open, both ways)", floor_rt,
-                     None))
+        rows["rt_floor"] = floor_rt
         for mtu in (23, 185, 517):
             for queues in (False, True):
                 client, tasks = _pair(band, mtu, queues)
                 await client.handshake()
                 label = "queue pair" if queues else "direct"
-                rt = await _median_us(client.status, 1000)
-                rows.append((f"GET_STATUS round trip, {label}, MTU {mtu}", rt, None))
+                rows[f"rt_{label}_{mtu}"] = await _median_us(client.status, rounds * 3)
                 for task in tasks:
                     task.cancel()
-    width = max(len(r[0]) for r in rows)
-    print(f"{'operation':<{width}} | median µs | × floor")
-    print(f"{'-' * width}-|-----------|--------")
-    for name, value, ratio in rows:
-        shown = f"{ratio:6.2f}" if ratio is not None else "     -"
-        print(f"{name:<{width}} | {value:9.1f} | {shown}")
+    return rows
 
 
-if __name__ == "__main__":
-    asyncio.run(main())
+def measure(ctx: Context) -> Values:
+    return asyncio.run(_measure(ctx))
+
+
+def _figures() -> list[Figure]:
+    figures = [Figure("hs_floor", "handshake crypto floor (2 keygen, 2 ECDH, 1 sign, 3 verify)",
+                      "µs")]
+    for label in ("direct", "queue pair"):
+        figures.append(Figure(f"hs_{label}", f"handshake, {label}, MTU 23", "µs",
+                              reference="hs_floor"))
+    figures.append(Figure("rt_floor", "round-trip crypto floor (AES-256-GCM seal + open, both "
+                          "ways)", "µs"))
+    for mtu in (23, 185, 517):
+        for label in ("direct", "queue pair"):
+            figures.append(Figure(f"rt_{label}_{mtu}", f"GET_STATUS round trip, {label}, "
+                                  f"MTU {mtu}", "µs", reference="rt_floor"))
+    return figures
+
+
+SUITE = Suite(
+    name="management",
+    title="Band management protocol, no radio",
+    measure=measure,
+    figures=_figures(),
+    prose="""
+Client and server back to back in one process (directly, or through two asyncio queues shaped
+like GATT), side by side with their crypto floors: the handshake's unavoidable public-key work,
+and one AES-256-GCM seal and open per direction for a round trip. Over BLE a GET_STATUS round
+trip measured 0.41 ms in-process and 0.65 ms (p95 0.91 ms) with HCI over TCP to a daemon; connect
++ pair + handshake over HCI/TCP 225 ms, 104 ms of it waiting for an advertisement.
+""",
+)

@@ -1,0 +1,1 @@
+"""Benchmark suites of ``python -m bench`` (see bench/__main__.py)."""
