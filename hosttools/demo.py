@@ -20,8 +20,8 @@ from hosttools.flows.enroll import enroll, reenroll
 from hosttools.flows.fido2_keys import create_key, verify_key
 from hosttools.nes_cli import print_user_properties, user_properties
 from hosttools.site import open_flow_band
+from nymi_device.cli_support import emit_json
 from nymi_device.errors import InvalidInputError
-from simulator.cli_common import emit_json
 from simulator.fleet import Fleet, default_sim_dir
 from simulator.nes import ADMIN_GROUP, DEFAULT_GROUP_POLICY, open_site
 

@@ -11,17 +11,21 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hosttools.remote_nes import RemoteNes
-from simulator.cli_common import emit_json
-from simulator.fleet import default_sim_dir
-from simulator.nes import ADMIN_GROUP, Nes, Site, open_site
+from hosttools.site_cli import guarded_site
+from nymi_device.cli_support import emit_json, human
+
+if TYPE_CHECKING:
+    from simulator.nes import Nes, Site
+
+#: The directory group of NES administrators (the NES's own name for it).
+ADMIN_GROUP = "NES Administrators"
 
 nes_app = typer.Typer(help="The enterprise server (NES): users, bands, policies, EAM, audit.",
                       no_args_is_help=True)
@@ -38,8 +42,9 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @contextlib.contextmanager
-def open_nes_site(sim_dir: Path | None) -> Iterator[Site]:
-    with open_site(sim_dir or default_sim_dir()) as site:
+def open_nes_site(sim_dir: Path | None, server: str | None = None) -> Iterator[Site]:
+    """The fleet's site; on a fleet without one, a failing command leaves none behind."""
+    with guarded_site(sim_dir, server) as site:
         yield site
 
 
@@ -48,20 +53,24 @@ def open_nes(ctx: typer.Context) -> Iterator[Nes]:
     """The server ``--nes`` names (see the module docstring), or with ``http(s)://HOST:PORT/NAME``
     the NES behind that HTTP API (:class:`hosttools.remote_nes.RemoteNes`): the flows sign in as
     their user; administrator commands sign in with ``NYMI_NES_USER`` / ``NYMI_NES_PASSWORD``
-    (or the URL's ``DOMAIN%5Cuser:password@``)."""
+    (or the URL's ``CORP%5Cuser:password@``)."""
     opts = ctx.obj
     name: str | None = getattr(opts, "nes", None)
     if name and name.startswith(("http://", "https://")):
+        from hosttools.remote_nes import RemoteNes
+
         with RemoteNes.open(name, user=getattr(opts, "nes_user", None),
                             password=getattr(opts, "nes_password", None),
                             env=os.environ) as remote:
             yield remote.as_nes()
         return
     if name and "://" in name:
+        from simulator.nes import Nes
+
         with Nes.open(name) as nes:
             yield nes
         return
-    with open_nes_site(getattr(opts, "sim_dir", None)) as site:
+    with open_nes_site(getattr(opts, "sim_dir", None), name) as site:
         yield site.server(name)
 
 
@@ -91,7 +100,7 @@ def print_user_properties(props: dict[str, Any]) -> None:
 @user_app.command("add")
 def user_add(
     ctx: typer.Context,
-    account: Annotated[str, typer.Argument(help="DOMAIN\\username (or a bare username).")],
+    account: Annotated[str, typer.Argument(help="CORP\\username (or a bare username).")],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True,
                                           help="The directory password.")],
     first_name: Annotated[str, typer.Option(help="First name.")] = "",
@@ -114,7 +123,7 @@ def user_add(
 
 @user_app.command("show")
 def user_show(ctx: typer.Context,
-              name: Annotated[str, typer.Argument(help="DOMAIN\\username or a unique username.")],
+              name: Annotated[str, typer.Argument(help="CORP\\username or a unique username.")],
               as_json: Json = False) -> None:
     """User Properties: the user's bands (Serial, Is Active, Is Primary, Notes, Created)."""
     with open_nes(ctx) as nes:
@@ -141,7 +150,7 @@ def policy_show(ctx: typer.Context,
         active = " (active)" if view.get("is_active") else ""
         console.print(f"[bold]{view['name']}[/] [{view['kind']}]{active}")
         for key, value in (view.get("values") or {}).items():
-            console.print(f"  {key}: {value}")
+            console.print(f"  {key}: {human(value)}", markup=False)
 
 
 @policy_app.command("set")
@@ -176,7 +185,7 @@ def band_show(ctx: typer.Context, serial: str, as_json: Json = False) -> None:
         emit_json(data)
     else:
         for key, value in data.items():
-            console.print(f"{key.replace('_', ' ')}: {value}")
+            console.print(f"{key.replace('_', ' ')}: {human(value)}", markup=False)
 
 
 @band_app.command("suspend")
@@ -207,8 +216,8 @@ def eam_show(ctx: typer.Context, name: str, as_json: Json = False) -> None:
         return
     table = Table("Id", "Kind", "Serial", "Identifier", "State")
     for row in rows:
-        table.add_row(str(row["id"]), str(row["kind"]), str(row["serial"]),
-                      str(row["identifier"]), str(row["state"]))
+        table.add_row(*(escape(human(row[k])) for k in ("id", "kind", "serial", "identifier",
+                                                          "state")))
     console.print(table)
 
 
