@@ -32,8 +32,11 @@ Password = Annotated[str, typer.Option(prompt=True, hide_input=True, envvar="NYM
 def flow_band(ctx: typer.Context) -> FlowBand:
     """The band ``--target`` names, opened once for the command, with its operator."""
     from hosttools.site import open_flow_band
+    from hosttools.targets import BAND_SCHEMES, require_scheme
 
     opts = ctx.obj
+    command = ctx.command_path.split(" ", 1)[-1]
+    require_scheme(opts.require_target(), command, BAND_SCHEMES)
     band = open_flow_band(opts.require_target(), sim_dir=opts.sim_dir, hci=opts.hci,
                           operator=opts.operator, fido2=opts.fido2, timeout=opts.step_timeout)
     ctx.call_on_close(band.close)

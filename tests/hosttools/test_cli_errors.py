@@ -171,18 +171,32 @@ def test_no_pcscd(command: list[str], tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def pcscd_lock() -> Iterator[None]:
-    """The one system pcscd is shared: hold its lock while talking to it."""
+def running_pcscd() -> Iterator[None]:
+    """The one system pcscd (with its vpcd reader, holding no band): its lock held meanwhile."""
+    from nymi_device.errors import BandUnreachableError
+    from simulator.pcscd import ensure_pcscd
+
     with open("/tmp/nymi-pcscd.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield
+            try:
+                handle = ensure_pcscd()
+            except BandUnreachableError as exc:
+                pytest.skip(f"no PC/SC stack with the vpcd reader: {exc}")
+            try:
+                yield
+            finally:
+                handle.stop()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@pytest.mark.parametrize("command", [["info"], ["fido2", "info"]], ids=" ".join)
-def test_no_such_reader(command: list[str], tmp_path: Path, pcscd_lock: None) -> None:
-    code, _, err = run_subprocess("--sim-dir", str(tmp_path), "--target",
-                                  "pcsc:No Such Reader 4711", *command, env={})
+@pytest.mark.parametrize("command", [["info"], ["status"], ["fido2", "info"],
+                                     ["nfc", "read", "--timeout", "0.2"]], ids=" ".join)
+@pytest.mark.parametrize("target", ["pcsc:No Such Reader 4711", "pcsc:"])
+def test_no_such_reader_or_no_band(command: list[str], target: str, tmp_path: Path,
+                                   running_pcscd: None) -> None:
+    code, _, err = run_subprocess("--sim-dir", str(tmp_path), "--target", target, *command,
+                                  env={})
     assert_one_error_line(code, err)
+    assert "reader" in err
