@@ -84,7 +84,7 @@ def test_database_unreachable(command: list[str], fleet: Fleet,
 
 # -- a site that is not there: nothing is written ----------------------------------------------
 
-@pytest.mark.parametrize("command", NES_CMDS[:6] + [FLOWS[0]], ids=" ".join)
+@pytest.mark.parametrize("command", [*NES_CMDS[:6], FLOWS[0]], ids=" ".join)
 def test_missing_it_ot_server_writes_nothing(command: list[str], fleet: Fleet,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     before = tree(fleet.root)
@@ -151,8 +151,7 @@ NO_BLUEZ = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/system_bus_socket
 NO_PCSCD = {"PCSCLITE_CSOCK_NAME": "/nonexistent/pcscd.comm"}
 
 
-@pytest.mark.parametrize("command", BAND_CMDS + [["scan", "--seconds", "0.5"],
-                                                 ["watch", "--seconds", "0.5"]] + FLOWS[2:3],
+@pytest.mark.parametrize("command", [*BAND_CMDS, ["scan", "--seconds", "0.5"], ["watch", "--seconds", "0.5"], *FLOWS[2:3]],
                          ids=" ".join)
 def test_no_bluez(command: list[str], tmp_path: Path) -> None:
     code, _, err = run_subprocess("--sim-dir", str(tmp_path), "--target",
