@@ -105,7 +105,9 @@ def run_demo(sim_dir: Path | None, *, as_json: bool = False) -> dict[str, Any]:
     else:
         say("Result")
         print_user_properties(props)
-        console.print(f"tw-user1's bands: {[b['serial'] for b in former['bands']] or 'none'}")
+        console.print(f"tw-user1's bands: "
+                      f"{', '.join(b['serial'] for b in former['bands']) or 'none'}")
         console.print(f"\nThe site stays in {root}: try "
-                      "[bold]nymi-band nes user show tw-user2[/]")
+                      "[bold]nymi-band nes user show tw-user2[/] (every demo user's password is "
+                      f"'{PASSWORD}')")
     return {"steps": steps, "user_properties": props}

@@ -153,7 +153,8 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
             return
         for row in rows:
             console.print(f"{row['account']}  {row['serial']}  {row['rp_id']}  "
-                          f"{row['credential_id']}  {row['created'][:10]}", markup=False)
+                          f"{row['credential_id']}  {row['created'][:10]}", markup=False,
+                          soft_wrap=True)
 
 
 def _finish(result: dict[str, Any], nes: Any, account: str, repaired: list[str],
