@@ -57,7 +57,7 @@ def test_version_help_and_common_options(main: object,
     for option in ("--version", "-v, --verbose", "--log-level", "--log-file", "--sim-dir",
                    "--install-completion", "--show-completion", "-h, --help"):
         assert option in short, option
-    code, _, err = run(capsys, main, "--log-level", "loud", "--help")
+    code, _, _err = run(capsys, main, "--log-level", "loud", "--help")
     assert code == 0  # --help is eager; a bad level is caught when a command runs
 
 
@@ -112,11 +112,11 @@ def test_events_show_utc_beside_band_time(nymi_fleet: Fleet, nymi_band: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     run(capsys, sim_main, "--sim-dir", str(nymi_fleet.root), "wear", nymi_band)
     base = ["--sim-dir", str(nymi_fleet.root), "--target", f"sim:{nymi_band}"]
-    code, out, _ = run(capsys, band_main, *base, "status", "--events", "2", "--json")
+    _code, out, _ = run(capsys, band_main, *base, "status", "--events", "2", "--json")
     events = json.loads(out)["events"]
     assert events and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["utc"])
                           for e in events)
-    code, out, _ = run(capsys, band_main, *base, "status", "--events", "2")
+    _code, out, _ = run(capsys, band_main, *base, "status", "--events", "2")
     assert "UTC" in out and "Band time" in out and events[-1]["utc"][:19] in out
 
 
