@@ -133,6 +133,22 @@ def test_wrong_password_and_unknown_band(fleet: Fleet,
         assert "Signed in" not in out  # the band is checked before anyone signs in
 
 
+def test_a_key_flow_checks_the_band_before_signing_in(
+        fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator.nes import open_site
+
+    sim = ["--sim-dir", str(fleet.root)]
+    with open_site(fleet.root) as site:  # in the directory, not yet known to the NES
+        site.directory.add_user("CORP\\tw-user2", "pw")
+    audit_before = run_in_process(capsys, *sim, "nes", "audit", "--json")[1]
+    for command in (FLOWS[3], ["fido2", "verify", "-u", "tw-user2", "--password", "pw",
+                               "--rp", "example.com"]):
+        code, out, err = run_in_process(capsys, *sim, "--target", f"sim:{SERIAL}", *command)
+        assert_one_error_line(code, err)
+        assert "not enrolled" in err
+    assert run_in_process(capsys, *sim, "nes", "audit", "--json")[1] == audit_before
+
+
 # -- a command that makes no sense for the target ----------------------------------------------
 
 @pytest.mark.parametrize("command", FLOWS, ids=" ".join)
