@@ -116,9 +116,10 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                        as_json: Json = False) -> None:
         """Create the user's FIDO2 security key on the band and record it in the NES."""
         from hosttools.flows.enroll import sign_in
-        from hosttools.flows.fido2_keys import create_key
+        from hosttools.flows.fido2_keys import check_key_band, create_key
 
         band = flow_band(ctx)
+        check_key_band(band)  # before anyone signs in
         with open_nes(ctx) as nes:
             account = sign_in(nes, user, password)
             result = create_key(band, nes, account, rp, reporter(as_json))
@@ -131,9 +132,10 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                    as_json: Json = False) -> None:
         """Sign in to the relying party with the user's key on the band."""
         from hosttools.flows.enroll import sign_in
-        from hosttools.flows.fido2_keys import verify_key
+        from hosttools.flows.fido2_keys import check_key_band, verify_key
 
         band = flow_band(ctx)
+        check_key_band(band)  # before anyone signs in
         with open_nes(ctx) as nes:
             account = sign_in(nes, user, password)
             result = verify_key(band, nes, account, rp, reporter(as_json))
