@@ -143,7 +143,7 @@ def test_a_key_flow_checks_the_band_before_signing_in(
     audit_before = run_in_process(capsys, *sim, "nes", "audit", "--json")[1]
     for command in (FLOWS[3], ["fido2", "verify", "-u", "tw-user2", "--password", "pw",
                                "--rp", "example.com"]):
-        code, out, err = run_in_process(capsys, *sim, "--target", f"sim:{SERIAL}", *command)
+        code, _, err = run_in_process(capsys, *sim, "--target", f"sim:{SERIAL}", *command)
         assert_one_error_line(code, err)
         assert "not enrolled" in err
     assert run_in_process(capsys, *sim, "nes", "audit", "--json")[1] == audit_before
