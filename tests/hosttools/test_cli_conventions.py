@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,27 +162,58 @@ def test_site_created_from_the_command_line(tmp_path: Path,
     assert code == 2 and "nes site create" in err and not (tmp_path / "none").exists()
 
 
+def serve_ready(fleet: Path, *options: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``nymi-sim serve OPTIONS`` and the JSON ready line it prints once everything listens."""
+    process = subprocess.Popen(
+        [str(EXE / "nymi-sim"), "--sim-dir", str(fleet), "serve", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("{"):
+            return process, json.loads(line)
+    stop(process)
+    raise AssertionError(process.stderr.read() if process.stderr else "no ready line")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_serve_ble_on_a_free_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = tmp_path / "fleet"
+    assert sim_main(["--sim-dir", str(fleet), "band", "add", "--fixture", "nymi-band-3.0",
+                     "--serial", "AAAH-00125"]) == 0
+    capsys.readouterr()
+    process, ready = serve_ready(fleet, "--ble", "0")
+    try:
+        ble = ready["ble"]
+        assert ble["port"] > 0 and ble["hci"] == f"tcp-client:127.0.0.1:{ble['port']}"
+        code, out, err = run(capsys, band_main, "--sim-dir", str(fleet), "--target",
+                             ble["target"], "info", "--json")
+        assert code == 0, err
+        assert json.loads(out)["serial"] == "AAAH-00125"
+    finally:
+        stop(process)
+
+
 def test_serve_on_free_ports_prints_a_ready_line(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     fleet = tmp_path / "fleet"
     assert sim_main(["--sim-dir", str(fleet), "band", "add", "--fixture", "ctap21-reference",
                      "--serial", "REFB-00001"]) == 0
     capsys.readouterr()
-    process = subprocess.Popen(
-        [str(EXE / "nymi-sim"), "--sim-dir", str(fleet), "serve", "--ctaphid-udp", "--port",
-         "0", "--auto-presence"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "NO_COLOR": "1"})
+    process, ready = serve_ready(fleet, "--ctaphid-udp", "--port", "0", "--auto-presence")
     try:
-        ready = None
-        deadline = time.monotonic() + 60
-        assert process.stdout is not None
-        while ready is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            if line.startswith("{"):
-                ready = json.loads(line)
-        assert ready is not None, process.stderr.read() if process.stderr else ""
         assert ready["event"] == "ready" and ready["serial"] == "REFB-00001"
         udp = ready["ctaphid_udp"]
         assert udp["port"] > 0 and udp["reply_port"] > 0 and udp["port"] != 8111
@@ -193,12 +225,7 @@ def test_serve_on_free_ports_prints_a_ready_line(tmp_path: Path,
         code, out, err = run(capsys, band_main, "--target", udp["target"], "status")
         assert code == 0 and "answers" in out and "FIDO2 authenticator" in out
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_first_reader_holding_a_band(nymi_pcsc_device: object,
