@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import tempfile
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +66,10 @@ FIXTURE = "nymi-band-3.0"
 DEMO_USERS = {"CORP\\tw-user1": ("Tw", "User1"), "CORP\\tw-user2": ("Tw", "User2")}
 DEMO_ADMIN = "CORP\\nes-admin"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a simulated directory; nothing real behind it
-#: The one system pcscd is shared by every process: a band goes on its reader under this lock.
-PCSCD_LOCK = Path(tempfile.gettempdir()) / "nymi-pcscd.lock"
+#: pcscd is one per machine, its vpcd reader one band at a time: with this variable naming a
+#: file, :func:`nymi_pcsc_device` holds an exclusive lock on it while its band is on the reader
+#: (for CI jobs sharing a machine; leave it unset when the whole run already holds that lock).
+PCSCD_LOCK_ENV = "NYMI_PCSCD_LOCK"
 
 
 @pytest.fixture
@@ -172,7 +174,11 @@ def nymi_ctaphid_udp(nymi_live_band: LiveBand) -> Iterator[ServedCtap]:
 
 @contextlib.contextmanager
 def _pcscd_lock() -> Iterator[None]:
-    with open(PCSCD_LOCK, "a") as lock:
+    path = os.environ.get(PCSCD_LOCK_ENV)
+    if not path:
+        yield
+        return
+    with open(path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -184,8 +190,9 @@ def _pcscd_lock() -> Iterator[None]:
 def nymi_pcsc_device(nymi_live_band: LiveBand) -> Iterator[CtapDevice]:
     """The ready band held on the vpcd reader of the system's pcscd (started if needed), its
     authenticator as a python-fido2 ``CtapDevice`` over PC/SC — the way a real band is used
-    over NFC. pcscd is one per machine: the fixture holds a lock (in the temporary directory)
-    while its band is on the reader. Skips the test when pcscd with vpcd is not installed."""
+    over NFC. pcscd is one per machine: with ``$NYMI_PCSCD_LOCK`` naming a file, the fixture
+    holds a lock on it while its band is on the reader. Skips the test when pcscd with vpcd is
+    not installed."""
     from nymi_device.errors import BandUnreachableError
     from nymi_device.sync import LoopThread
     from simulator.band.nfc import build_card_os

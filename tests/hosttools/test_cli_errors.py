@@ -8,7 +8,6 @@ pcscd) run the installed command as a subprocess with the library pointed at not
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -187,23 +186,18 @@ def test_no_pcscd(command: list[str], tmp_path: Path) -> None:
 
 @pytest.fixture
 def running_pcscd() -> Iterator[None]:
-    """The one system pcscd (with its vpcd reader, holding no band): its lock held meanwhile."""
+    """The one system pcscd with its vpcd reader, holding no band (run under the pcscd lock)."""
     from nymi_device.errors import BandUnreachableError
     from simulator.pcscd import ensure_pcscd
 
-    with open("/tmp/nymi-pcscd.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            try:
-                handle = ensure_pcscd()
-            except BandUnreachableError as exc:
-                pytest.skip(f"no PC/SC stack with the vpcd reader: {exc}")
-            try:
-                yield
-            finally:
-                handle.stop()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        handle = ensure_pcscd()
+    except BandUnreachableError as exc:
+        pytest.skip(f"no PC/SC stack with the vpcd reader: {exc}")
+    try:
+        yield
+    finally:
+        handle.stop()
 
 
 @pytest.mark.parametrize("command", [["info"], ["status"], ["fido2", "info"],
