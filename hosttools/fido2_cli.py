@@ -89,9 +89,6 @@ def _token(ctap2: Any, info: Any, pin: str | None) -> tuple[Any, bytes]:
         raise FeatureUnavailableError(
             "this authenticator has no PIN (its getInfo lists no clientPin): run "
             "'fido2 credentials' without --pin; it verifies the user itself")
-    if pin is not None and not info.options.get("clientPin"):
-        raise InvalidInputError("this authenticator's PIN is not set: set one first, or run "
-                                "without --pin")
     client_pin = ClientPin(ctap2)
     if pin is not None:
         return client_pin.protocol, client_pin.get_pin_token(pin, permissions)
@@ -154,6 +151,8 @@ def _ctap_text(exc: Any) -> str:
 
 def _ctap_hint(exc: Any, pin: str | None) -> str:
     name = getattr(getattr(exc, "code", None), "name", "")
+    if name == "PIN_NOT_SET":
+        return "; its PIN is not set: set one first, or run without --pin"
     if name == "PIN_INVALID":
         return "; the PIN is wrong (a few more wrong PINs block the authenticator)"
     if name in ("PIN_BLOCKED", "PIN_AUTH_BLOCKED"):
