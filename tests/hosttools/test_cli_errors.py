@@ -120,6 +120,10 @@ def test_wrong_password_and_unknown_band(fleet: Fleet,
     sim = ["--sim-dir", str(fleet.root)]
     assert run_in_process(capsys, *sim, "nes", "user", "add", "CORP\\tw-user2",
                           "--password", "pw")[0] == 0
+    from simulator.serve import make_ready
+
+    with fleet.open_band(SERIAL) as band:  # worn and enrolled, so the key flow gets to sign-in
+        make_ready(band)
     for command in FLOWS[:2] + FLOWS[3:]:
         wrong = [a if a != "pw" else "wrong" for a in command]
         code, out, err = run_in_process(capsys, *sim, "--target", f"sim:{SERIAL}", *wrong)
