@@ -41,6 +41,7 @@ __all__ = [
     "fail",
     "human",
     "plain_help",
+    "reset_logging",
     "run_app",
     "version_text",
 ]
@@ -145,6 +146,22 @@ VersionOption = Annotated[bool, typer.Option(
     "then exit.")]
 
 
+_HANDLER = "nymi-cli"
+_saved_levels: list[int] = []
+
+
+def reset_logging() -> None:
+    """Remove what :func:`configure_logging` installed (the tools call it when a command ends,
+    so running them in-process leaves the caller's logging as it was)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER]:
+        root.removeHandler(old)
+        old.close()
+    if _saved_levels:
+        root.setLevel(_saved_levels[0])
+        _saved_levels.clear()
+
+
 def configure_logging(verbose: int = 0, level: str | None = None,
                       log_file: Path | None = None) -> int:
     """Send the stack's log to stderr (or ``log_file``) at the chosen level; returns the level.
@@ -171,11 +188,10 @@ def configure_logging(verbose: int = 0, level: str | None = None,
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.set_name("nymi-cli")
+    handler.set_name(_HANDLER)
+    reset_logging()
     root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "nymi-cli"]:
-        root.removeHandler(old)
-        old.close()
+    _saved_levels.append(root.level)
     root.addHandler(handler)
     root.setLevel(chosen)
     # The libraries underneath are chatty at DEBUG; their frames are not ours to show.
@@ -345,6 +361,7 @@ def run_app(app: typer.Typer, prog_name: str, argv: list[str] | None = None) -> 
         return code
     finally:
         sys.stdout.flush()
+        reset_logging()
     return int(result) if isinstance(result, int) else 0
 
 
