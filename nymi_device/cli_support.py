@@ -146,6 +146,15 @@ VersionOption = Annotated[bool, typer.Option(
     "then exit.")]
 
 
+class _Formatter(logging.Formatter):
+    """Names the raw-traffic level TRAFFIC, whatever a library registered for level 5."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == TRAFFIC:
+            record.levelname = "TRAFFIC"
+        return super().format(record)
+
+
 _HANDLER = "nymi-cli"
 _saved_levels: list[int] = []
 
@@ -186,8 +195,7 @@ def configure_logging(verbose: int = 0, level: str | None = None,
                                     f"{exc.strerror or exc}") from None
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.set_name(_HANDLER)
     reset_logging()
     root = logging.getLogger()

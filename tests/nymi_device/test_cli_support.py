@@ -65,7 +65,9 @@ def test_logging_is_restored_after_a_command() -> None:
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     assert configure_logging(3) == TRAFFIC
-    assert logging.getLevelName(TRAFFIC) == "TRAFFIC"
+    mine = [h for h in root.handlers if h.get_name() == "nymi-cli"]
+    record = logging.LogRecord("x", TRAFFIC, __file__, 1, "SEND %s", ("00",), None)
+    assert " TRAFFIC x: SEND 00" in mine[0].format(record)
     app = typer.Typer()
 
     @app.command()
