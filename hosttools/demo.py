@@ -20,8 +20,8 @@ from hosttools.flows.enroll import enroll, reenroll
 from hosttools.flows.fido2_keys import create_key, verify_key
 from hosttools.nes_cli import print_user_properties, user_properties
 from hosttools.site import open_flow_band
+from nymi_device.cli_support import emit_json
 from nymi_device.errors import InvalidInputError
-from simulator.cli_common import emit_json
 from simulator.fleet import Fleet, default_sim_dir
 from simulator.nes import ADMIN_GROUP, DEFAULT_GROUP_POLICY, open_site
 from simulator.nes.published import DEMO_ADMIN, DEMO_PASSWORD
@@ -107,7 +107,9 @@ def run_demo(sim_dir: Path | None, *, as_json: bool = False) -> dict[str, Any]:
     else:
         say("Result")
         print_user_properties(props)
-        console.print(f"tw-user1's bands: {[b['serial'] for b in former['bands']] or 'none'}")
+        console.print(f"tw-user1's bands: "
+                      f"{', '.join(b['serial'] for b in former['bands']) or 'none'}")
         console.print(f"\nThe site stays in {root}: try "
-                      "[bold]nymi-band nes user show tw-user2[/]")
+                      "[bold]nymi-band nes user show tw-user2[/] (every demo user's password is "
+                      f"'{PASSWORD}')")
     return {"steps": steps, "user_properties": props}

@@ -1,20 +1,25 @@
-"""``nymi-band fido2 …``: the band's FIDO2 authenticator through python-fido2, any transport."""
+"""``nymi-band fido2 …``: the band's FIDO2 authenticator through python-fido2, any transport.
+
+Every target reaches it: ``sim:`` and ``ble:`` through the band, ``udp:``, ``pcsc:`` and
+``nfcpy:`` directly. Credential IDs and user IDs are shown base64url, as WebAuthn shows them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from fido2.ctap import CtapError
-from fido2.ctap2.base import Ctap2
-from fido2.ctap2.credman import CredentialManagement
-from fido2.ctap2.pin import ClientPin
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from nymi_device.errors import BandUnreachableError, InvalidInputError
-from nymi_device.fido import get_uv_token, open_ctap_device
-from simulator.cli_common import emit_json
+from nymi_device.cli_support import emit_json, human
+from nymi_device.errors import BandUnreachableError, FeatureUnavailableError, InvalidInputError
+
+if TYPE_CHECKING:
+    from fido2.ctap import CtapDevice
 
 fido2_app = typer.Typer(help="The band's FIDO2 authenticator (getInfo, credentials).",
                         no_args_is_help=True)
@@ -26,15 +31,20 @@ def _target(ctx: typer.Context) -> str:
     opts = ctx.obj
     target: str | None = getattr(opts, "target", None)
     if not target:
-        raise InvalidInputError("fido2 commands need --target (e.g. --target udp:127.0.0.1:8111)")
+        raise InvalidInputError("fido2 commands need --target (e.g. --target sim:AAAH-00125, "
+                                "udp:127.0.0.1:8111 or pcsc:)")
     return target
 
 
-def _open(ctx: typer.Context) -> Any:
-    target = _target(ctx)
-    hci = getattr(ctx.obj, "hci", None)
-    options = {"hci": hci} if hci and target.startswith("ble:") else {}
-    return open_ctap_device(target, **options)
+@contextlib.contextmanager
+def _open(ctx: typer.Context) -> Iterator[CtapDevice]:
+    from hosttools.targets import open_fido2_device
+
+    opts = ctx.obj
+    band_options = opts.band_options() if hasattr(opts, "band_options") else {}
+    with open_fido2_device(_target(ctx), band_options=band_options,
+                           hci=getattr(opts, "hci", None)) as device:
+        yield device
 
 
 def _info_dict(info: Any) -> dict[str, Any]:
@@ -55,18 +65,36 @@ def _info_dict(info: Any) -> dict[str, Any]:
 @fido2_app.command("info")
 def fido2_info(ctx: typer.Context, as_json: Json = False) -> None:
     """authenticatorGetInfo, decoded."""
-    device = _open(ctx)
-    try:
+    from fido2.ctap2.base import Ctap2
+
+    with _open(ctx) as device:
         data = _info_dict(Ctap2(device).get_info())
-    finally:
-        device.close()
     if as_json:
         emit_json(data)
         return
     table = Table(show_header=False, title="FIDO2 authenticator", title_justify="left")
     for key, value in data.items():
-        table.add_row(key.replace("_", " "), str(value))
+        table.add_row(key.replace("_", " "), escape(human(value)))
     console.print(table)
+
+
+def _token(ctap2: Any, info: Any, pin: str | None) -> tuple[Any, bytes]:
+    """The client PIN protocol and a credential-management token (PIN, or built-in UV)."""
+    from fido2.ctap2.pin import ClientPin
+
+    from nymi_device.fido import get_uv_token
+
+    permissions = ClientPin.PERMISSION.CREDENTIAL_MGMT
+    if pin is not None and "clientPin" not in info.options:
+        raise FeatureUnavailableError(
+            "this authenticator has no PIN (its getInfo lists no clientPin): run "
+            "'fido2 credentials' without --pin; it verifies the user itself")
+    client_pin = ClientPin(ctap2)
+    if pin is not None:
+        return client_pin.protocol, client_pin.get_pin_token(pin, permissions)
+    if info.options.get("uv"):
+        return client_pin.protocol, get_uv_token(client_pin, permissions)
+    raise InvalidInputError("credential management needs --pin on this authenticator")
 
 
 @fido2_app.command("credentials")
@@ -77,39 +105,58 @@ def fido2_credentials(
     as_json: Json = False,
 ) -> None:
     """Discoverable credentials per relying party (credential management)."""
-    device = _open(ctx)
-    try:
-        ctap2 = Ctap2(device)
-        info = ctap2.get_info()
-        if not CredentialManagement.is_supported(info):
-            raise InvalidInputError("this authenticator does not support credential management")
-        permissions = ClientPin.PERMISSION.CREDENTIAL_MGMT
-        client_pin = ClientPin(ctap2)
-        if pin is not None:
-            token = client_pin.get_pin_token(pin, permissions)
-        elif info.options.get("uv"):
-            token = get_uv_token(client_pin, permissions)
-        else:
-            raise InvalidInputError("credential management needs --pin on this authenticator")
-        credman = CredentialManagement(ctap2, client_pin.protocol, token)
-        meta = credman.get_metadata()
-        rows: list[dict[str, Any]] = []
-        for rp in credman.enumerate_rps() if meta.get(1, 0) else []:
-            rp_entity, rp_hash = rp[3], rp[4]
-            for cred in credman.enumerate_creds(rp_hash):
-                user = cred[6]
-                rows.append({"rp_id": rp_entity["id"], "user_name": user.get("name"),
-                             "user_id": bytes(user["id"]).hex(),
-                             "credential_id": bytes(cred[7]["id"]).hex()})
-    except CtapError as exc:
-        raise BandUnreachableError(f"the authenticator refused: {exc}") from None
-    finally:
-        device.close()
+    from fido2.ctap import CtapError
+    from fido2.ctap2.base import Ctap2
+    from fido2.ctap2.credman import CredentialManagement
+
+    from nymi_device.protocol.text import b64url
+
+    with _open(ctx) as device:
+        try:
+            ctap2 = Ctap2(device)
+            info = ctap2.get_info()
+            if not CredentialManagement.is_supported(info):
+                raise FeatureUnavailableError(
+                    "this authenticator does not support credential management")
+            protocol, token = _token(ctap2, info, pin)
+            credman = CredentialManagement(ctap2, protocol, token)
+            meta = credman.get_metadata()
+            rows: list[dict[str, Any]] = []
+            for rp in credman.enumerate_rps() if meta.get(1, 0) else []:
+                rp_entity, rp_hash = rp[3], rp[4]
+                for cred in credman.enumerate_creds(rp_hash):
+                    user = cred[6]
+                    rows.append({"rp_id": rp_entity["id"], "user_name": user.get("name"),
+                                 "user_id": b64url(bytes(user["id"])),
+                                 "credential_id": b64url(bytes(cred[7]["id"]))})
+        except CtapError as exc:
+            raise BandUnreachableError(f"the authenticator refused: {_ctap_text(exc)}"
+                                       f"{_ctap_hint(exc, pin)}") from None
     if as_json:
         emit_json({"existing": meta.get(1, 0), "remaining": meta.get(2), "credentials": rows})
         return
-    table = Table("Relying party", "User", "Credential id")
+    table = Table("Relying party", "User", "Credential ID (base64url)")
     for row in rows:
-        table.add_row(row["rp_id"], str(row["user_name"]), row["credential_id"][:32] + "…")
+        table.add_row(escape(row["rp_id"]), escape(human(row["user_name"])),
+                      row["credential_id"])
     console.print(table if rows else "no discoverable credentials")
-    console.print(f"{meta.get(2)} more can be stored")
+    console.print(f"{human(meta.get(2))} more can be stored")
+
+
+def _ctap_text(exc: Any) -> str:
+    code = getattr(exc, "code", None)
+    name = getattr(code, "name", None)
+    return f"{name} (0x{int(code):02X})" if name and code is not None else str(exc)
+
+
+def _ctap_hint(exc: Any, pin: str | None) -> str:
+    name = getattr(getattr(exc, "code", None), "name", "")
+    if name == "PIN_NOT_SET":
+        return "; its PIN is not set: set one first, or run without --pin"
+    if name == "PIN_INVALID":
+        return "; the PIN is wrong (a few more wrong PINs block the authenticator)"
+    if name in ("PIN_BLOCKED", "PIN_AUTH_BLOCKED"):
+        return "; the PIN is blocked: power-cycle the band, or reset the authenticator"
+    if name in ("OPERATION_DENIED", "UV_INVALID", "NOT_ALLOWED"):
+        return "; the band must be worn and authenticated (put it on and touch the sensor)"
+    return ""

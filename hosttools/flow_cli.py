@@ -9,30 +9,34 @@ channel say so and stop.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from hosttools.flows.bands import FlowBand
-from hosttools.flows.delete_user_data import delete_user_data
-from hosttools.flows.enroll import enroll, reenroll, register, sign_in
-from hosttools.flows.fido2_keys import create_key, verify_key
 from hosttools.nes_cli import open_nes, open_nes_site, print_user_properties, user_properties
-from hosttools.site import open_flow_band
+from nymi_device.cli_support import emit_json
 from nymi_device.errors import InvalidInputError
-from simulator.cli_common import emit_json
+
+if TYPE_CHECKING:
+    from hosttools.flows.bands import FlowBand
 
 console = Console(highlight=False)
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-User = Annotated[str, typer.Option("--user", "-u", help="DOMAIN\\username (or a username).")]
+User = Annotated[str, typer.Option("--user", "-u",
+                                   help="CORP\\username (or a bare username).")]
 Password = Annotated[str, typer.Option(prompt=True, hide_input=True, envvar="NYMI_PASSWORD",
                                        help="The user's directory password.")]
 
 
 def flow_band(ctx: typer.Context) -> FlowBand:
     """The band ``--target`` names, opened once for the command, with its operator."""
+    from hosttools.site import open_flow_band
+    from hosttools.targets import BAND_SCHEMES, require_scheme
+
     opts = ctx.obj
+    command = ctx.command_path.split(" ", 1)[-1]
+    require_scheme(opts.require_target(), command, BAND_SCHEMES)
     band = open_flow_band(opts.require_target(), sim_dir=opts.sim_dir, hci=opts.hci,
                           operator=opts.operator, fido2=opts.fido2, timeout=opts.step_timeout)
     ctx.call_on_close(band.close)
@@ -50,6 +54,8 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
     @app.command("delete-user-data")
     def delete_user_data_cmd(ctx: typer.Context, as_json: Json = False) -> None:
         """Delete User Data (Band 3.0) or the security wipe (Band 2.0) on the charger."""
+        from hosttools.flows.delete_user_data import delete_user_data
+
         result = delete_user_data(flow_band(ctx), reporter(as_json))
         if as_json:
             emit_json(result.to_dict())
@@ -62,6 +68,8 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                    label: Annotated[str | None, typer.Option(help="Custom Band Label.")] = None,
                    as_json: Json = False) -> None:
         """Enroll the band to a user, as the Nymi Band Application does."""
+        from hosttools.flows.enroll import enroll
+
         band = flow_band(ctx)
         with open_nes(ctx) as nes:
             result = enroll(band, nes, user, password, reporter(as_json), label=label)
@@ -71,8 +79,10 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
     def register_cmd(ctx: typer.Context, user: User, password: Password,
                      as_json: Json = False) -> None:
         """Record the enrolled band for the user at the Registration NES (IT/OT)."""
+        from hosttools.flows.enroll import register
+
         band = flow_band(ctx)
-        with open_nes_site(ctx.obj.sim_dir) as site:
+        with open_nes_site(ctx.obj.sim_dir, ctx.obj.nes) as site:
             registration = site.server(ctx.obj.nes) if ctx.obj.nes else site.registration
             if registration is None:
                 raise InvalidInputError("this site has one NES: registration is part of "
@@ -86,13 +96,15 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                      label: Annotated[str | None, typer.Option(help="Custom Band Label.")] = None,
                      as_json: Json = False) -> None:
         """Self-service re-enrollment: Delete User Data, then enroll (and register, IT/OT)."""
+        from hosttools.flows.enroll import reenroll
+
         band = flow_band(ctx)
         if ctx.obj.nes and "://" in ctx.obj.nes:
             with open_nes(ctx) as nes:
                 result = reenroll(band, nes, user, password, reporter(as_json), label=label)
                 _finish(result.to_dict(), nes, result.account, result.repaired, as_json)
             return
-        with open_nes_site(ctx.obj.sim_dir) as site:
+        with open_nes_site(ctx.obj.sim_dir, ctx.obj.nes) as site:
             nes = site.server(ctx.obj.nes)
             result = reenroll(band, nes, user, password, reporter(as_json), label=label,
                               registration=site.registration)
@@ -103,7 +115,11 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                        rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
                        as_json: Json = False) -> None:
         """Create the user's FIDO2 security key on the band and record it in the NES."""
+        from hosttools.flows.enroll import sign_in
+        from hosttools.flows.fido2_keys import check_key_band, create_key
+
         band = flow_band(ctx)
+        check_key_band(band)  # before anyone signs in
         with open_nes(ctx) as nes:
             account = sign_in(nes, user, password)
             result = create_key(band, nes, account, rp, reporter(as_json))
@@ -115,7 +131,11 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                    rp: Annotated[str, typer.Option("--rp", help="Relying party id.")],
                    as_json: Json = False) -> None:
         """Sign in to the relying party with the user's key on the band."""
+        from hosttools.flows.enroll import sign_in
+        from hosttools.flows.fido2_keys import check_key_band, verify_key
+
         band = flow_band(ctx)
+        check_key_band(band)  # before anyone signs in
         with open_nes(ctx) as nes:
             account = sign_in(nes, user, password)
             result = verify_key(band, nes, account, rp, reporter(as_json))
@@ -135,7 +155,8 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
             return
         for row in rows:
             console.print(f"{row['account']}  {row['serial']}  {row['rp_id']}  "
-                          f"{row['credential_id'][:22]}…  {row['created'][:10]}")
+                          f"{row['credential_id']}  {row['created'][:10]}", markup=False,
+                          soft_wrap=True)
 
 
 def _finish(result: dict[str, Any], nes: Any, account: str, repaired: list[str],

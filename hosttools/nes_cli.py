@@ -17,19 +17,22 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hosttools.nes_http import PASSWORD_ENV, USER_ENV, NesCredentialsRefused, NesCredentialsRequired
-from hosttools.remote_nes import RemoteNes
-from simulator.cli_common import emit_json
-from simulator.fleet import default_sim_dir
-from simulator.nes import ADMIN_GROUP, Nes, NesRefusal, RefusalCode, Site, open_site
-from simulator.nes.policy import SELF_SERVICE_MODES, self_service_changes
+from hosttools.site_cli import guarded_site
+from nymi_device.cli_support import emit_json, human
+from nymi_device.protocol.nes import NesRefusal, RefusalCode
+
+if TYPE_CHECKING:
+    from simulator.nes import Nes, Site
+
+#: The directory group of NES administrators (the NES's own name for it).
+ADMIN_GROUP = "NES Administrators"
 
 nes_app = typer.Typer(help="The enterprise server (NES): users, bands, policies, EAM, audit.",
                       no_args_is_help=True)
@@ -49,8 +52,9 @@ Serial = Annotated[str, typer.Argument(help="The band's serial number, e.g. AAAH
 
 
 @contextlib.contextmanager
-def open_nes_site(sim_dir: Path | None) -> Iterator[Site]:
-    with open_site(sim_dir or default_sim_dir()) as site:
+def open_nes_site(sim_dir: Path | None, server: str | None = None) -> Iterator[Site]:
+    """The fleet's site; on a fleet without one, a failing command leaves none behind."""
+    with guarded_site(sim_dir, server) as site:
         yield site
 
 
@@ -59,20 +63,24 @@ def open_nes(ctx: typer.Context) -> Iterator[Nes]:
     """The server ``--nes`` names (see the module docstring), or with ``http(s)://HOST:PORT/NAME``
     the NES behind that HTTP API (:class:`hosttools.remote_nes.RemoteNes`): the flows sign in as
     their user; administrator commands sign in with ``NYMI_NES_USER`` / ``NYMI_NES_PASSWORD``
-    (or the URL's ``DOMAIN%5Cuser:password@``)."""
+    (or the URL's ``CORP%5Cuser:password@``)."""
     opts = ctx.obj
     name: str | None = getattr(opts, "nes", None)
     if name and name.startswith(("http://", "https://")):
+        from hosttools.remote_nes import RemoteNes
+
         with RemoteNes.open(name, user=getattr(opts, "nes_user", None),
                             password=getattr(opts, "nes_password", None),
                             env=os.environ) as remote:
             yield remote.as_nes()
         return
     if name and "://" in name:
+        from simulator.nes import Nes
+
         with Nes.open(name) as nes:
             yield nes
         return
-    with open_nes_site(getattr(opts, "sim_dir", None)) as site:
+    with open_nes_site(getattr(opts, "sim_dir", None), name) as site:
         yield site.server(name)
 
 
@@ -81,6 +89,13 @@ def admin_actor(ctx: typer.Context, nes: Nes) -> str:
     name = getattr(ctx.obj, "nes", None) or ""
     if name.startswith(("http://", "https://")):
         return "api"  # the server records the account that authenticated
+    from hosttools.nes_http import (
+        PASSWORD_ENV,
+        USER_ENV,
+        NesCredentialsRefused,
+        NesCredentialsRequired,
+    )
+
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
     if not user or password is None:
         raise NesCredentialsRequired(
@@ -132,7 +147,7 @@ def print_user_properties(props: dict[str, Any]) -> None:
 @user_app.command("add")
 def user_add(
     ctx: typer.Context,
-    account: Annotated[str, typer.Argument(help="DOMAIN\\username (or a bare username).")],
+    account: Annotated[str, typer.Argument(help="CORP\\username (or a bare username).")],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True,
                                           help="The directory password.")],
     first_name: Annotated[str, typer.Option(help="First name.")] = "",
@@ -155,7 +170,7 @@ def user_add(
 
 @user_app.command("show")
 def user_show(ctx: typer.Context,
-              name: Annotated[str, typer.Argument(help="DOMAIN\\username or a unique username.")],
+              name: Annotated[str, typer.Argument(help="CORP\\username or a unique username.")],
               as_json: Json = False) -> None:
     """User Properties: the user's bands (Serial, Is Active, Is Primary, Notes, Created)."""
     with open_nes(ctx) as nes:
@@ -182,7 +197,7 @@ def policy_show(ctx: typer.Context,
         active = " (active)" if view.get("is_active") else ""
         console.print(f"[bold]{view['name']}[/] [{view['kind']}]{active}")
         for key, value in (view.get("values") or {}).items():
-            console.print(f"  {key}: {value}")
+            console.print(f"  {key}: {human(value)}", markup=False)
 
 
 @policy_app.command("set")
@@ -218,7 +233,7 @@ def band_show(ctx: typer.Context, serial: str, as_json: Json = False) -> None:
         emit_json(data)
     else:
         for key, value in data.items():
-            console.print(f"{key.replace('_', ' ')}: {value}")
+            console.print(f"{key.replace('_', ' ')}: {human(value)}", markup=False)
 
 
 def _band_action(ctx: typer.Context, question: str, yes: bool, as_json: bool,
@@ -323,6 +338,8 @@ def policy_self_service(ctx: typer.Context,
                             "Band).")],
                         as_json: Json = False) -> None:
     """Set the self-service re-enrollment options of a policy in one go."""
+    from simulator.nes.policy import SELF_SERVICE_MODES, self_service_changes
+
     if mode not in SELF_SERVICE_MODES:
         raise typer.BadParameter(f"self-service is one of {', '.join(SELF_SERVICE_MODES)}")
     with open_nes(ctx) as nes:
@@ -358,8 +375,8 @@ def eam_show(ctx: typer.Context, name: str, as_json: Json = False) -> None:
         return
     table = Table("Id", "Kind", "Serial", "Identifier", "State")
     for row in rows:
-        table.add_row(str(row["id"]), str(row["kind"]), str(row["serial"]),
-                      str(row["identifier"]), str(row["state"]))
+        table.add_row(*(escape(human(row[k])) for k in ("id", "kind", "serial", "identifier",
+                                                          "state")))
     console.print(table)
 
 

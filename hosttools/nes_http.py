@@ -210,7 +210,7 @@ class NesHttp:
         return user
 
     def session(self, account: str) -> Session | None:
-        """The session of ``account`` (``DOMAIN\\username`` or a unique bare username)."""
+        """The session of ``account`` (``CORP\\username`` or a unique bare username)."""
         key = account.strip().casefold()
         if key in self._sessions:
             return self._sessions[key]
@@ -241,7 +241,7 @@ class NesHttp:
         if not account or password is None:
             raise NesCredentialsRequired(
                 f"this needs an NES administrator at {self.url}: set {USER_ENV} and "
-                f"{PASSWORD_ENV} (or give DOMAIN%5Cuser:password@ in the URL)")
+                f"{PASSWORD_ENV} (or give CORP%5Cuser:password@ in the URL)")
         data = self._login(account, password)
         if data is None:
             raise NesCredentialsRefused(f"the NES at {self.url} refused the administrator "

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from fido2 import cbor
-from fido2.ctap2.base import Info
 from rich.console import Console
 from rich.table import Table
 
+from nymi_device.cli_support import emit_json
 from nymi_device.errors import InvalidInputError
 from nymi_device.protocol.apdu import (
     KNOWN_AIDS,
@@ -31,9 +30,9 @@ from nymi_device.protocol.apdu import (
     ResponseApdu,
     tlv_items,
 )
-from nymi_device.transport.pcsc import list_readers, open_connection, wait_for_card
-from simulator.cli_common import emit_json
-from simulator.fixtures import all_fixtures
+
+if TYPE_CHECKING:
+    from fido2.ctap2.base import Info
 
 __all__ = ["AppletReading", "NfcReading", "nfc_app", "read_card", "read_nfc"]
 
@@ -95,6 +94,9 @@ def _select(exchange: Exchange, aid: bytes) -> ResponseApdu:
 
 
 def _fido_info(exchange: Exchange) -> Info | None:
+    from fido2 import cbor
+    from fido2.ctap2.base import Info
+
     answer = exchange(CommandApdu(0x80, 0x10, 0x00, 0x00, b"\x04", le=256))
     if answer.sw != SW.OK or not answer.data or answer.data[0] != 0:
         return None
@@ -139,6 +141,8 @@ def read_card(exchange: Exchange, *, reader: str, atr: bytes | None,
 
 def _recognise(reading: NfcReading) -> None:
     """Name the band model and the fixtures it is consistent with."""
+    from simulator.fixtures import all_fixtures  # the models a reading can be matched to
+
     present = {a.name for a in reading.applets if a.status != "absent"}
     candidates = []
     for fixture in all_fixtures():
@@ -169,6 +173,8 @@ def read_nfc(reader: str = "", *, timeout: float = 0.0) -> NfcReading:
 
         with open_nfcpy(reader.removeprefix("nfcpy:"), timeout=max(timeout, 0.1)) as card:
             return read_card(card.exchange, reader=card.name, atr=None, uid=card.identifier)
+    from nymi_device.transport.pcsc import open_connection, wait_for_card
+
     if timeout > 0:
         reader = wait_for_card(reader, timeout=timeout).name
     with open_connection(reader) as connection:
@@ -192,6 +198,8 @@ def _default_reader(ctx: typer.Context, reader: str | None) -> str:
 @nfc_app.command("readers")
 def nfc_readers(as_json: Json = False) -> None:
     """PC/SC readers, and which of them hold a card."""
+    from nymi_device.transport.pcsc import list_readers
+
     readers = list_readers()
     if as_json:
         emit_json([r.to_dict() for r in readers])

@@ -22,11 +22,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from nymi_device.band import Band
+from nymi_device.cli_support import emit_json
 from nymi_device.errors import BandError
 from nymi_device.protocol.model import AuthState, BandStatus
-from simulator.cli_common import emit_json
-from simulator.nes import Nes
+from nymi_device.protocol.nes import NesClient as Nes
 
 console = Console(highlight=False)
 
@@ -48,6 +47,8 @@ class SignInResult:
 
 
 async def read_status(target: str, options: dict[str, Any]) -> BandStatus:
+    from nymi_device.band import Band
+
     async with Band.from_target(target, **options) as band:
         return await band.status()
 

@@ -54,7 +54,7 @@ class ServedBle:
 def _served_fido2(meta: dict[str, Any]) -> str | None:
     udp = meta.get("ctaphid_udp")
     if isinstance(udp, list) and len(udp) == 2:
-        return f"udp:127.0.0.1:{udp[0]}/{udp[1]}"
+        return f"udp:127.0.0.1:{udp[0]}" + (f"/{udp[1]}" if udp[1] is not None else "")
     vpcd = meta.get("vpcd")
     if isinstance(vpcd, dict) and vpcd.get("reader"):
         return f"pcsc:{vpcd['reader']}"

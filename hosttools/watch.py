@@ -16,30 +16,31 @@ The command-line tools register these with :func:`register_ble_commands`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import tomllib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
+from nymi_device.cli_support import emit_json
 from nymi_device.errors import (
     BandError,
     BandUnreachableError,
     InvalidInputError,
     UnreachableReason,
 )
-from nymi_device.presence import PresenceConfig, PresenceEvent, PresenceTracker
-from nymi_device.protocol.fido_ble import BandFlags
-from nymi_device.transport.ble import BandSighting, scan_bands
-from simulator.cli_common import emit_json
+
+if TYPE_CHECKING:  # the radio stack (bleak, Bumble) is imported when a command runs
+    from nymi_device.presence import PresenceConfig, PresenceEvent
+    from nymi_device.protocol.fido_ble import BandFlags
+    from nymi_device.transport.ble import BandSighting
 
 __all__ = [
     "MODEL_BY_NAME_PREFIX",
@@ -87,6 +88,8 @@ def state_names(flags: BandFlags | None) -> list[str]:
     """The advertised state byte as names (``on-wrist``, ...); empty if not advertised."""
     if flags is None:
         return []
+    from nymi_device.protocol.fido_ble import BandFlags
+
     return [(member.name or "").lower().replace("_", "-") for member in BandFlags
             if member in flags]
 
@@ -171,6 +174,8 @@ class PresenceMonitor:
 
     def __init__(self, config: PresenceConfig | None = None, *,
                  clock: Callable[[], float] = time.monotonic, only: str | None = None) -> None:
+        from nymi_device.presence import PresenceConfig, PresenceTracker
+
         self.config = config or PresenceConfig()
         self.tracker = PresenceTracker(self.config)
         self.clock = clock
@@ -259,6 +264,8 @@ def check_seconds(seconds: float | None) -> None:
 
 def load_nbe_config(path: Path | None, **overrides: Any) -> PresenceConfig:
     """The parameters of an ``nbe.toml`` (if given) with command-line ``overrides`` on top."""
+    from nymi_device.presence import PresenceConfig
+
     values: dict[str, Any] = {}
     if path is not None:
         try:
@@ -273,6 +280,8 @@ def load_nbe_config(path: Path | None, **overrides: Any) -> PresenceConfig:
 
 async def _listen(seconds: float, hci: str | None,
                   on_sighting: Callable[[BandSighting], object]) -> None:
+    from nymi_device.transport.ble import scan_bands
+
     def detected(sighting: BandSighting) -> None:
         on_sighting(sighting)
 
@@ -294,6 +303,8 @@ async def _run_live(work: Coroutine[Any, Any, None], render: Callable[[], Render
     The table appears after the first refresh, so a radio that cannot be opened gives its
     one-line error without an empty table before it.
     """
+    import asyncio
+
     task = asyncio.ensure_future(work)
     try:
         await asyncio.wait({task}, timeout=_REFRESH_S)
@@ -335,6 +346,8 @@ def register_ble_commands(app: typer.Typer,
         as_json: Json = False,
     ) -> None:
         """The bands in range: serial, model, advertised state, RSSI and TX power, live."""
+        import asyncio
+
         check_seconds(seconds)
         options = get_options(ctx)
         log = SightingLog(only_band(options))
@@ -376,6 +389,8 @@ def register_ble_commands(app: typer.Typer,
         as_json: Json = False,
     ) -> None:
         """Bands in range with their RSSI, taps and presence changes, live."""
+        import asyncio
+
         check_seconds(seconds)
         config = load_nbe_config(
             nbe_config, rssi_window_tap=window_tap, rssi_window_long=window_long,

@@ -8,23 +8,32 @@ leaves the fleet directory unchanged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from nymi_device.cli_support import (
+    LogFileOption,
+    LogLevelOption,
+    VerboseOption,
+    VersionOption,
+    configure_logging,
+    emit_json,
+    plain_help,
+    run_app,
+)
 from nymi_device.errors import PhysicalActionError
 from nymi_device.protocol.model import Button
-from simulator.cli_common import emit_json, run_app
-from simulator.control import apply_action, daemon_port, send_action
-from simulator.fixtures import all_fixtures
-from simulator.fleet import Fleet, default_sim_dir, describe
+
+if TYPE_CHECKING:  # the band model is imported when a command runs (fast --help)
+    from simulator.fleet import Fleet
 
 app = typer.Typer(
     help="Simulated Nymi bands: create them and drive their physical world.",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
 band_app = typer.Typer(help="Create and list simulated bands.", no_args_is_help=True)
@@ -43,8 +52,29 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 Serial = Annotated[str, typer.Argument(help="The band's serial number, e.g. AAAH-00125.")]
 
 
+#: The global ``--sim-dir`` (a command's own ``--sim-dir`` wins over it).
+_global_sim_dir: list[Path | None] = [None]
+
+
+@app.callback()
+def main_options(
+    sim_dir: Annotated[Path | None, typer.Option(
+        "--sim-dir", envvar="NYMI_SIM_DIR",
+        help="Fleet directory of simulated bands (default ./.nymi-sim); also accepted after "
+        "each command.")] = None,
+    verbose: VerboseOption = 0,
+    log_level: LogLevelOption = None,
+    log_file: LogFileOption = None,
+    version: VersionOption = False,
+) -> None:
+    _global_sim_dir[0] = sim_dir
+    configure_logging(verbose, log_level, log_file)
+
+
 def _fleet(sim_dir: Path | None) -> Fleet:
-    return Fleet(sim_dir or default_sim_dir())
+    from simulator.fleet import Fleet, default_sim_dir
+
+    return Fleet(sim_dir or _global_sim_dir[0] or default_sim_dir())
 
 
 def _report(result: dict[str, object], as_json: bool) -> None:
@@ -68,6 +98,9 @@ def _report(result: dict[str, object], as_json: bool) -> None:
 def _act(sim_dir: Path | None, serial: str, as_json: bool, action: str,
          params: dict[str, Any] | None = None) -> None:
     """Apply a control action: through the band's daemon when one serves it, else in-process."""
+    from simulator.control import apply_action, daemon_port, send_action
+
+
     fleet = _fleet(sim_dir)
     port = daemon_port(fleet.band_dir(serial))
     if port is not None:
@@ -86,6 +119,8 @@ def band_add(
     as_json: Json = False,
 ) -> None:
     """Create a band from a firmware fixture."""
+    from simulator.fleet import describe
+
     band = _fleet(sim_dir).add_band(fixture, serial)
     _report(describe(band), as_json)
 
@@ -93,6 +128,8 @@ def band_add(
 @band_app.command("list")
 def band_list(sim_dir: SimDir = None, as_json: Json = False) -> None:
     """List the fleet's bands with their present state."""
+    from simulator.control import daemon_port, send_action
+
     fleet = _fleet(sim_dir)
     rows = []
     for serial in fleet.serials():
@@ -117,6 +154,8 @@ def band_list(sim_dir: SimDir = None, as_json: Json = False) -> None:
 @fixture_app.command("list")
 def fixture_list(as_json: Json = False) -> None:
     """List the firmware fixtures bands can be built from."""
+    from simulator.fixtures import all_fixtures
+
     rows = [{"id": f.id, "model": f.identity.model_name,
              "firmware": f.identity.firmware_version, "description": f.description}
             for f in all_fixtures()]
@@ -132,6 +171,8 @@ def fixture_list(as_json: Json = False) -> None:
 @app.command()
 def status(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -> None:
     """Show the band's present state (reads only: nothing in the fleet directory changes)."""
+    from simulator.control import apply_action, daemon_port, send_action
+
     fleet = _fleet(sim_dir)
     port = daemon_port(fleet.band_dir(serial))
     if port is not None:
@@ -217,7 +258,8 @@ def wait(
 @app.command()
 def serve(
     ctaphid_udp: Annotated[bool, typer.Option(
-        "--ctaphid-udp", help="Serve FIDO2 as CTAPHID over UDP (bind 8111, answer each sender).")
+        "--ctaphid-udp", help="Serve FIDO2 as CTAPHID over UDP (bind --port; answer each "
+        "sender, or --peer-port; hosts reach it as udp:127.0.0.1:PORT/PEERPORT).")
     ] = False,
     vpcd: Annotated[bool, typer.Option(
         "--vpcd", help="Make the band a contactless card for pcscd's vpcd reader.")] = False,
@@ -234,11 +276,12 @@ def serve(
     auto_presence: Annotated[bool, typer.Option(
         "--auto-presence", help="Answer every request for the wearer's action at once, as a "
         "matching finger on a worn band would (unattended CI).")] = False,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="UDP port to bind.")] = 8111,
+    port: Annotated[int, typer.Option(
+        min=0, max=65535, help="UDP port to bind (0: any free port).")] = 8111,
     peer_port: Annotated[int | None, typer.Option(
-        min=1, max=65535, help="Send every report to this UDP port on 127.0.0.1 instead of "
-        "answering each sender (the public tooling sends from 7112 and is answered there).")
-    ] = None,
+        min=0, max=65535, help="Send every report to this UDP port on 127.0.0.1 (0: a free "
+        "port) instead of answering each sender (the public tooling sends from 7112 and is "
+        "answered there); with --port 0 a free one is picked.")] = None,
     speed: Annotated[float, typer.Option(min=0.001, help="Band seconds per wall second.")] = 1.0,
     serve_all: Annotated[bool, typer.Option(
         "--all", help="Serve every band of the fleet from this one process: all on one radio "
@@ -246,11 +289,22 @@ def serve(
         "first ten on vpcd slots 0-9 (--vpcd).")] = False,
     sim_dir: SimDir = None,
 ) -> None:
-    """Keep a band running and serve it to other processes until stopped (Ctrl-C)."""
+    """Keep a band running and serve it to other processes until stopped (Ctrl-C).
+
+    Once every front end listens it prints one JSON line (``"event": "ready"``) with the
+    serial, the ports chosen (0 picks free ones) and the target each front end is reached by.
+    """
     import asyncio
 
     from simulator.band.band import EmulatedBand
-    from simulator.serve import FrontEnds, make_ready, pick_serial, running_band, serve_band
+    from simulator.serve import (
+        FrontEnds,
+        free_udp_port,
+        make_ready,
+        pick_serial,
+        running_band,
+        serve_band,
+    )
 
     if not (ctaphid_udp or vpcd or ble is not None):
         raise typer.BadParameter("choose at least one front end (--ctaphid-udp, --vpcd, --ble)")
@@ -268,6 +322,10 @@ def serve(
         raise typer.BadParameter("--tap needs --vpcd")
     if tap is not None and band is not None and tap != band:
         raise typer.BadParameter("--tap and --band name different bands")
+    if peer_port is None and port == 0:
+        peer_port = 0  # a free port, so the ready line can name the whole target
+    if peer_port == 0:
+        peer_port = free_udp_port()
     fleet = _fleet(sim_dir)
     serial = pick_serial(fleet, band or tap)
     with running_band(fleet, serial, auto_presence=auto_presence) as live:
@@ -280,7 +338,14 @@ def serve(
                            vpcd_slot=slot if vpcd else None, tap=tap is not None,
                            ble_port=ble, btsnoop=btsnoop)
         asyncio.run(serve_band(live, fleet.band_dir(serial), wanted,
-                               lambda text: console.print(text, markup=False)))
+                               lambda text: console.print(text, markup=False), _ready_line))
+
+
+def _ready_line(record: dict[str, Any]) -> None:
+    """The one machine-readable line ``serve`` prints once everything listens (JSON)."""
+    import json
+
+    print(json.dumps(record, sort_keys=True), flush=True)
 
 
 def _serve_all(fleet: Fleet, *, ctaphid_udp: bool, vpcd: bool, ble: int | None, port: int,
@@ -323,6 +388,8 @@ def power_cycle(serial: Serial, sim_dir: SimDir = None, as_json: Json = False) -
 
 def _daemon_only(sim_dir: Path | None, serial: str, as_json: bool, action: str,
                  params: dict[str, Any]) -> None:
+    from simulator.control import daemon_port, send_action
+
     fleet = _fleet(sim_dir)
     port = daemon_port(fleet.band_dir(serial))
     if port is None:
@@ -440,6 +507,9 @@ def load(
         table.add_row(name, f"{row['count']:.0f}", f"{row['per_s']:.2f}",
                       f"{row['median_ms']:.0f}", f"{row['p95_ms']:.0f}", f"{row['p99_ms']:.0f}")
     console.print(table)
+
+
+plain_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,10 +144,42 @@ async def _tick(band: EmulatedBand, tick: float = 0.05) -> None:
         last = now
 
 
+#: Called once every front end listens, with :func:`ready_record`.
+Ready = Callable[[dict[str, Any]], None]
+
+
+def ready_record(band: EmulatedBand, control_port: int, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a served band tells the processes that use it, once every front end listens: its
+    serial, fixture, control port and the ports (and host targets) of its front ends."""
+    record: dict[str, Any] = {"event": "ready", "serial": band.identity.serial,
+                              "fixture": band.fixture.id, "control_port": control_port}
+    udp = meta.get("ctaphid_udp")
+    if udp:
+        reply = f"/{udp[1]}" if udp[1] is not None else ""
+        record["ctaphid_udp"] = {"port": udp[0], "reply_port": udp[1],
+                                 "target": f"udp:127.0.0.1:{udp[0]}{reply}"}
+    if meta.get("vpcd"):
+        record["vpcd"] = {**meta["vpcd"], "target": f"pcsc:{meta['vpcd']['reader']}"}
+    if meta.get("ble"):
+        ble = meta["ble"]
+        record["ble"] = {**ble, "target": f"ble:{ble['address']}", "hci": ble["moniker"]}
+    return record
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port nobody listens on now (for a reply port the host binds next)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 async def serve_band(running: LiveBand | EmulatedBand, band_dir: Path, wanted: FrontEnds,
-                     say: Callable[[str], None]) -> None:
+                     say: Callable[[str], None], ready: Ready | None = None) -> None:
     """Start the front ends and the control API; run until SIGINT/SIGTERM; stop them.
 
+    ``ready`` gets :func:`ready_record` once everything listens (ports chosen as 0 resolved).
     A band without an authenticator (``EmulatedBand`` alone) can only go on the air."""
     from simulator.control import ControlServer
 
@@ -156,7 +188,7 @@ async def serve_band(running: LiveBand | EmulatedBand, band_dir: Path, wanted: F
             raise InvalidInputError(f"band {running.identity.serial} ({running.fixture.id}) "
                                     "has no FIDO2 authenticator: serve it with --ble only")
         band = running
-        await _serve_band_only(band, band_dir, wanted, say)
+        await _serve_band_only(band, band_dir, wanted, say, ready)
         return
     live = running
     serial = live.band.identity.serial
@@ -178,6 +210,7 @@ async def serve_band(running: LiveBand | EmulatedBand, band_dir: Path, wanted: F
                     UnreachableReason.TRANSPORT_FAILED) from None
             stack.push_async_callback(server.close)
             extra["power-cycle"] = server.power_cycle
+            port = server.address[1]
             meta["ctaphid_udp"] = [port, peer]
             to = "each sender" if peer is None else f"127.0.0.1:{peer}"
             say(f"serving {serial} as CTAPHID over UDP on 127.0.0.1:{port}, answering {to}")
@@ -191,14 +224,21 @@ async def serve_band(running: LiveBand | EmulatedBand, band_dir: Path, wanted: F
                                            daemon_actions, say)
         control = ControlServer(live.band, band_dir, extra=extra, meta=meta,
                                 daemon_actions=daemon_actions)
-        await control.start()
+        control_port = await control.start()
         stack.push_async_callback(control.close)
-        await run_until_stopped(live.band, lambda: say(
-            f"{serial} ({live.band.fixture.id}) is running; Ctrl-C stops"))
+        await run_until_stopped(live.band, lambda: _announce(
+            live.band, control_port, meta, say, ready))
+
+
+def _announce(band: EmulatedBand, control_port: int, meta: dict[str, Any],
+              say: Callable[[str], None], ready: Ready | None) -> None:
+    say(f"{band.identity.serial} ({band.fixture.id}) is running; Ctrl-C stops")
+    if ready is not None:
+        ready(ready_record(band, control_port, meta))
 
 
 async def _serve_band_only(band: EmulatedBand, band_dir: Path, wanted: FrontEnds,
-                           say: Callable[[str], None]) -> None:
+                           say: Callable[[str], None], ready: Ready | None = None) -> None:
     from simulator.control import ControlServer
 
     async with contextlib.AsyncExitStack() as stack:
@@ -208,10 +248,9 @@ async def _serve_band_only(band: EmulatedBand, band_dir: Path, wanted: FrontEnds
             meta["ble"] = await _start_ble(band, wanted.ble_port, wanted.btsnoop, stack,
                                            actions, say)
         control = ControlServer(band, band_dir, meta=meta, daemon_actions=actions)
-        await control.start()
+        control_port = await control.start()
         stack.push_async_callback(control.close)
-        await run_until_stopped(band, lambda: say(
-            f"{band.identity.serial} ({band.fixture.id}) is running; Ctrl-C stops"))
+        await run_until_stopped(band, lambda: _announce(band, control_port, meta, say, ready))
 
 
 async def _start_vpcd(live: LiveBand, slot: int, stack: contextlib.AsyncExitStack,

@@ -239,7 +239,7 @@ class SimBackend(BandBackend):
         udp = meta.get("ctaphid_udp")
         if udp:
             return await asyncio.to_thread(open_ctap_device, f"udp:127.0.0.1:{udp[0]}",
-                                           local_port=udp[1])
+                                           local_port=udp[1] if udp[1] is not None else 0)
         raise FeatureUnavailableError(
             f"band {self.serial} is served without a FIDO2 front end (serve it with --vpcd or "
             "--ctaphid-udp)")

@@ -7,18 +7,16 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from fido2.ctap import CtapDevice
+
+if TYPE_CHECKING:
+    from fido2.ctap import CtapDevice
+
+    from hosttools.diagnose.collect import NesReader, Sources
 from rich.console import Console
 
-from hosttools.diagnose.bundle import write_bundle
-from hosttools.diagnose.collect import NesReader, Sources, collect
-from hosttools.diagnose.render_html import render_html
-from hosttools.diagnose.render_json import SCHEMA, render_json
-from hosttools.diagnose.render_text import render_text
-from hosttools.diagnose.report import ExitCode, diagnose
 from nymi_device.backend import parse_target
 from nymi_device.errors import InvalidInputError
 
@@ -95,6 +93,8 @@ def build_sources(ctx: typer.Context, *, user: str | None, events: int, scan: fl
     opts = ctx.obj
     target = opts.require_target()
     scheme, address = parse_target(target) if target.lower() != "pcsc:" else ("pcsc", "")
+    from hosttools.diagnose.collect import Sources
+
     sources = Sources(target=target, user=user, events=events)
     if scheme in ("sim", "ble"):
         sources.band_options = opts.band_options()
@@ -145,6 +145,13 @@ def register_diagnose_command(app: typer.Typer) -> None:
 
         Exit codes: 0 no finding, 1 findings, 2 bad input, 3 the band could not be reached.
         """
+        from hosttools.diagnose.bundle import write_bundle
+        from hosttools.diagnose.collect import collect
+        from hosttools.diagnose.render_html import render_html
+        from hosttools.diagnose.render_json import SCHEMA, render_json
+        from hosttools.diagnose.render_text import render_text
+        from hosttools.diagnose.report import ExitCode, diagnose
+
         if print_schema:
             print(json.dumps(SCHEMA, indent=2))
             return

@@ -73,11 +73,17 @@ def _origin(rp_id: str) -> str:
     return f"https://{rp_id}"
 
 
-def _ready(band: FlowBand, report: Report) -> None:
-    """The band enrolled, worn and authenticated: its user verification."""
+def check_key_band(band: FlowBand) -> None:
+    """What a security key needs of the band before anyone signs in: its authenticator, and an
+    enrolled user (where the band tells)."""
     band.require(Feature.FIDO2, why="a FIDO2 security key")
     if band.has(Feature.STATUS) and band.status().enrollment != EnrollmentState.ENROLLED:
         raise PreconditionError(f"band {band.serial} is not enrolled: enroll it first")
+
+
+def _ready(band: FlowBand, report: Report) -> None:
+    """The band enrolled, worn and authenticated: its user verification."""
+    check_key_band(band)
     band.do(PhysicalStep.UNCHARGE, report)
     band.do(PhysicalStep.WEAR, report, "Wear the band")
     band.do(PhysicalStep.AUTHENTICATE, report, "Authenticate on the wrist (matching finger)")

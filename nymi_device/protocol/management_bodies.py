@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nymi_device.errors import StatusCode
@@ -297,7 +298,10 @@ def encode_event(index: int, event: BandEvent) -> Body:
     data = {
         str(k): _plain(v) for k, v in event.data.items() if k not in REDACTED_EVENT_FIELDS
     }
-    return {1: index, 2: float(event.time), 3: str(event.kind), 4: data}
+    body: Body = {1: index, 2: float(event.time), 3: str(event.kind), 4: data}
+    if event.utc is not None:
+        body[5] = round(event.utc.timestamp(), 3)
+    return body
 
 
 def decode_event(body: Body, status: StatusCode = StatusCode.INVALID_MESSAGE) -> LoggedEvent | None:
@@ -305,11 +309,17 @@ def decode_event(body: Body, status: StatusCode = StatusCode.INVALID_MESSAGE) ->
     reader = BodyReader(body, status, "event")
     index, time = reader.uint(1), reader.number(2)
     kind, data = reader.text(3, 64), reader.text_map(4)
+    wall = reader.optional_number(5)
     try:
         event_kind = EventKind(kind)
     except ValueError:
         return None
-    return LoggedEvent(index, BandEvent(time, event_kind, data))
+    utc = None
+    if wall is not None:
+        if not 0 <= wall < 253402300800:  # up to 9999-12-31
+            raise reader.fail(5, "POSIX seconds within years 1970..9999")
+        utc = datetime.fromtimestamp(wall, UTC)
+    return LoggedEvent(index, BandEvent(time, event_kind, data, utc))
 
 
 @dataclass(frozen=True)

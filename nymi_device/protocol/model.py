@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -68,18 +69,42 @@ class EventKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class BandEvent:
-    """One observable change, stamped with band time (seconds)."""
+    """One observable change, stamped with band time (seconds) and, where the band had a wall
+    clock, the UTC wall time at which it emitted the event (what lines it up with the
+    enterprise server's audit, which is UTC)."""
 
     time: float
     kind: EventKind
     data: dict[str, Any] = field(default_factory=dict)
+    utc: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"time": round(self.time, 6), "kind": self.kind.value, "data": dict(self.data)}
+        return {"time": round(self.time, 6), "kind": self.kind.value, "data": dict(self.data),
+                "utc": utc_text(self.utc) if self.utc is not None else None}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> BandEvent:
-        return cls(float(raw["time"]), EventKind(raw["kind"]), dict(raw.get("data", {})))
+        utc = raw.get("utc")
+        return cls(float(raw["time"]), EventKind(raw["kind"]), dict(raw.get("data", {})),
+                   parse_utc(utc) if isinstance(utc, str) else None)
+
+
+def utc_now() -> datetime:
+    """The wall clock, UTC, to the millisecond (what an event's ``utc`` holds)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def utc_text(when: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and ``Z``: ``2026-05-04T10:15:56.223Z``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_utc(text: str) -> datetime:
+    """The inverse of :func:`utc_text` (any ISO 8601 time; naive times are taken as UTC)."""
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,11 @@ class NesClient(Protocol):
         band: suspended, replaced, set aside for a temporary band, or left after self-service."""
         ...
 
+    def nba_sign_in(self, account: str, serial: str, *, nba_version: str | None = None,
+                    actor: str | None = None) -> enum.Enum:
+        """The user signed in to the NBA wearing the authenticated band: the policy status."""
+        ...
+
     def record_fido2_key(self, account: str, serial: str, rp_id: str, credential_id: bytes,
                          public_key_cose: bytes, *, actor: str | None = None) -> Any: ...
 

@@ -99,6 +99,14 @@ def _client_kwargs(hci: HciSpec | None) -> dict[str, Any]:
     return {} if spec is None else {"backend": BleakClientBumble, "hci": spec}
 
 
+def _no_os_stack(target: str, exc: OSError) -> BandUnreachableError:
+    """The OS Bluetooth stack (BlueZ over D-Bus) could not be reached at all."""
+    return BandUnreachableError(
+        f"{target}: the operating system's Bluetooth stack (BlueZ over D-Bus) is not reachable "
+        f"({exc.strerror or exc}); start bluetoothd, or choose a radio with --hci (usb:0 for a "
+        "dongle, tcp-client:127.0.0.1:PORT for the simulator's)", UnreachableReason.NO_ADAPTER)
+
+
 def _unreachable(target: str, exc: BaseException) -> BandUnreachableError:
     if isinstance(exc, BleakDeviceNotFoundError):
         return BandUnreachableError(f"{target}: not in range (no advertisement)",
@@ -171,6 +179,10 @@ async def scan_bands(
             await asyncio.sleep(seconds)
     except BleakError as exc:
         raise _unreachable("scan", exc) from exc
+    except OSError as exc:
+        if hci is not None:
+            raise
+        raise _no_os_stack("scan", exc) from exc
     return sorted(found.values(), key=lambda s: s.address)
 
 
@@ -193,6 +205,10 @@ async def find_band(address: str, *, hci: HciSpec | None = None,
                                    UnreachableReason.NOT_FOUND) from None
     except BleakError as exc:
         raise _unreachable(f"ble:{address}", exc) from exc
+    except OSError as exc:
+        if hci is not None:
+            raise
+        raise _no_os_stack(f"ble:{address}", exc) from exc
 
 
 async def connect_band(sighting: BandSighting | str, *, hci: HciSpec | None = None,
@@ -210,6 +226,10 @@ async def connect_band(sighting: BandSighting | str, *, hci: HciSpec | None = No
         with contextlib.suppress(Exception):
             await client.disconnect()
         raise _unreachable(f"ble:{client.address}", exc) from exc
+    except OSError as exc:
+        if hci is not None:
+            raise
+        raise _no_os_stack(f"ble:{client.address}", exc) from exc
     return client
 
 

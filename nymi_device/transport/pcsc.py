@@ -96,7 +96,9 @@ def _context() -> Iterator[Any]:
     hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if hresult != scard.SCARD_S_SUCCESS:
         if _code(hresult) in _NO_SERVICE:
-            raise BandUnreachableError("no PC/SC service: pcscd is not running",
+            raise BandUnreachableError("no PC/SC service: pcscd is not running (start it with "
+                                       "'sudo systemctl start pcscd', or let 'nymi-sim serve "
+                                       "--vpcd' start one for a simulated band)",
                                        UnreachableReason.NO_ADAPTER)
         raise BandUnreachableError(f"cannot reach the PC/SC service: {_message(hresult)}",
                                    UnreachableReason.NO_ADAPTER)
@@ -177,15 +179,19 @@ def find_reader(name: str = "") -> ReaderState:
 
 def _pick(states: Sequence[ReaderState], name: str) -> ReaderState:
     if not states:
-        raise BandUnreachableError("no PC/SC reader is connected", UnreachableReason.NO_ADAPTER)
+        raise BandUnreachableError("no PC/SC reader is connected (plug one in; "
+                                   "'nymi-band nfc readers' lists them)",
+                                   UnreachableReason.NO_ADAPTER)
     found = _match(states, name)
     if found:  # several readers may match ("Virtual PCD"): the one holding a card first
         return sorted(found, key=lambda s: not s.has_card)[0]
     if not name:
-        raise BandUnreachableError("no band on any PC/SC reader",
+        raise BandUnreachableError("no band on any PC/SC reader (tap the worn band on "
+                                   "one; 'nymi-band nfc readers' lists them)",
                                    UnreachableReason.NOT_ON_READER)
     known = ", ".join(s.name for s in states)
-    raise BandUnreachableError(f"no PC/SC reader matching {name!r} (readers: {known})",
+    raise BandUnreachableError(f"no PC/SC reader matching {name!r} (readers: {known}; "
+                               "pcsc: alone takes the first reader holding a band)",
                                UnreachableReason.NO_ADAPTER)
 
 
@@ -222,7 +228,9 @@ def wait_for_card(
                 break
             _wait_change(context, current, min(remaining, _MAX_WAIT_STEP_S))
     if not states:
-        raise BandUnreachableError("no PC/SC reader is connected", UnreachableReason.NO_ADAPTER)
+        raise BandUnreachableError("no PC/SC reader is connected (plug one in; "
+                                   "'nymi-band nfc readers' lists them)",
+                                   UnreachableReason.NO_ADAPTER)
     where = f"reader {name!r}" if name else "any PC/SC reader"
     if present:
         raise BandUnreachableError(f"no band on {where} within {timeout:g} s",

@@ -29,6 +29,7 @@ from nymi_device.protocol.model import (
     EventKind,
     Haptic,
     PowerState,
+    utc_now,
 )
 from simulator.band.battery import Battery
 from simulator.band.home import IN_ENROLLMENT as _IN_ENROLLMENT
@@ -183,7 +184,7 @@ class EmulatedBand:
         return lambda: self._listeners.remove(listener)
 
     def _emit(self, kind: EventKind, **data: Any) -> None:
-        event = BandEvent(self.clock.now(), kind, data)
+        event = BandEvent(self.clock.now(), kind, data, utc_now())
         self.events.append(event)
         for listener in list(self._listeners):
             listener(event)

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 SerialPath = Annotated[str, Path(pattern=m.SERIAL_PATTERN, description="e.g. AAAH-00125")]
 AccountPath = Annotated[str, Path(min_length=1, max_length=200,
-                                  description="DOMAIN\\username (URL-encoded) or a bare username")]
+                                  description="CORP\\username (URL-encoded) or a bare username")]
 NamePath = Annotated[str, Path(min_length=1, max_length=128)]
 
 

@@ -97,7 +97,7 @@ class TokenStore:
 
 
 basic_scheme = HTTPBasic(auto_error=False, realm="NES",
-                         description="Directory account (DOMAIN\\username) and password")
+                         description="Directory account (CORP\\username) and password")
 bearer_scheme = HTTPBearer(auto_error=False, description="Token from POST /api/v1/login")
 
 

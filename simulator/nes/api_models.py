@@ -13,7 +13,7 @@ from simulator.nes.views import from_b64url
 SERIAL_PATTERN = r"^[A-Z]{4}-\d{5}$"
 Serial = Annotated[str, Field(pattern=SERIAL_PATTERN, description="e.g. AAAH-00125")]
 Account = Annotated[str, Field(min_length=1, max_length=200,
-                               description="DOMAIN\\username, or a unique bare username")]
+                               description="CORP\\username, or a unique bare username")]
 Notes = Annotated[str, Field(max_length=1000)]
 SettingValue = bool | int | str | None
 

@@ -24,7 +24,9 @@ _PENDING = "nes_audit_pending"
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
-        return value.hex()
+        from nymi_device.protocol.text import b64url
+
+        return b64url(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):

@@ -150,7 +150,7 @@ class Directory:
             matches = [u for u in self._users.values() if u.username.casefold() == text.casefold()]
             if len(matches) > 1:
                 raise NesInvalidInput(f"username {text!r} exists in several domains; "
-                                      "name the account as DOMAIN\\username")
+                                      "name the account as CORP\\username")
             return matches[0] if matches else None
 
     def get(self, account: str) -> DirectoryUser:

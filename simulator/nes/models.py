@@ -262,7 +262,9 @@ class Fido2Key(Base, Audited):
     user: Mapped[User] = relationship()
 
     def audit_key(self) -> str:
-        return self.credential_id.hex()
+        from nymi_device.protocol.text import b64url
+
+        return b64url(self.credential_id)
 
     def audit_user_id(self) -> int | None:
         return self.user_id

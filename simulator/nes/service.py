@@ -27,6 +27,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from nymi_device.protocol.nes import BandFacts
+from nymi_device.protocol.text import b64url
 from simulator.nes import admin, eam, enrollment, policy_admin
 from simulator.nes.config import NesConfig
 from simulator.nes.db import Database
@@ -417,7 +418,7 @@ class Nes:
                                  f"{user.account}.", RefusalCode.NOT_OWNER, serial=serial)
             if s.scalar(select(Fido2Key.id).where(Fido2Key.credential_id == credential_id)):
                 raise NesConflict("this credential id is already recorded",
-                                  credential_id=credential_id.hex())
+                                  credential_id=b64url(credential_id))
             key = Fido2Key(user=user, band=band, rp_id=rp_id, credential_id=credential_id,
                            public_key_cose=public_key_cose, created_at=now(s))
             s.add(key)
@@ -440,7 +441,7 @@ class Nes:
         def op(s: Session) -> None:
             key = s.scalar(select(Fido2Key).where(Fido2Key.credential_id == credential_id))
             if key is None:
-                raise NotFound("no such FIDO2 security key", "fido2-key", credential_id.hex())
+                raise NotFound("no such FIDO2 security key", "fido2-key", b64url(credential_id))
             s.delete(key)
         self._write(op, actor)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from nymi_device.protocol.text import b64url
 from simulator.nes import Nes, NesRefusal
 from simulator.nes.models import AUDITED_TABLES
 from tests.nes.helpers import U1, U2, band, self_service
@@ -33,10 +34,10 @@ def test_every_change_is_audited_and_survives_disconnect(nes: Nes) -> None:
         ("bands", "create", "AAAH-00125"),
         ("assignments", "create", "AAAH-00125"),
         ("bands", "update", "AAAH-00125"),
-        ("fido2_keys", "create", b"cred".hex()),
+        ("fido2_keys", "create", b64url(b"cred")),
         ("assignments", "update", "AAAH-00125"),
         ("bands", "update", "AAAH-00125"),
-        ("fido2_keys", "delete", b"cred".hex()),
+        ("fido2_keys", "delete", b64url(b"cred")),
         ("assignments", "delete", "AAAH-00125"),
         ("bands", "update", "AAAH-00125"),
     ])

@@ -8,13 +8,18 @@ python-fido2's ``Ctap2``, ``ClientPin``, ``CredentialManagement``, ``LargeBlobs`
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 
 from fido2.ctap import STATUS, CtapDevice, CtapError
 from fido2.hid import CAPABILITY, CTAPHID
 
+from nymi_device.protocol import TRAFFIC
+
 from .authenticator import Authenticator
+
+logger = logging.getLogger(__name__)
 
 
 class InProcessCtapDevice(CtapDevice):
@@ -40,6 +45,15 @@ class InProcessCtapDevice(CtapDevice):
         event: threading.Event | None = None,
         on_keepalive: Callable[[STATUS], None] | None = None,
     ) -> bytes:
+        if logger.isEnabledFor(TRAFFIC):
+            logger.log(TRAFFIC, "SEND cmd 0x%02x %s", cmd, bytes(data).hex())
+        answer = self._call(cmd, data, event, on_keepalive)
+        if logger.isEnabledFor(TRAFFIC):
+            logger.log(TRAFFIC, "RECV %s", answer.hex())
+        return answer
+
+    def _call(self, cmd: int, data: bytes, event: threading.Event | None,
+              on_keepalive: Callable[[STATUS], None] | None) -> bytes:
         if cmd == CTAPHID.CBOR:
             last: list[int] = []
 
