@@ -1,6 +1,7 @@
 """The emulated band's firmware model: body, biometrics, enrollment, lockout and wipe.
 
-:class:`EmulatedBand` reproduces DOMAIN.md 1.1-1.9 and the transitions of 10.3 rules 1-9. Every
+:class:`EmulatedBand` reproduces the band's documented behaviour (screens, authentication,
+failures and lockout, Delete User Data, restart, battery). Every
 duration is band time on a :class:`~simulator.clock.VirtualClock`; every change of state is a
 :class:`~nymi_device.protocol.model.BandEvent` that observers receive and the band keeps in
 :attr:`EmulatedBand.events`. Durable state (identity, the wearer's data) is on
@@ -32,6 +33,7 @@ from nymi_device.protocol.model import (
     utc_now,
 )
 from simulator.band.battery import Battery
+from simulator.band.failures import failed_touch
 from simulator.band.home import IN_ENROLLMENT as _IN_ENROLLMENT
 from simulator.band.home import home_screen
 from simulator.band.records import (
@@ -749,32 +751,13 @@ class EmulatedBand:
                                                   self._go_home)
 
     def _failed(self, kind: str) -> None:
-        limits, texts = self.fixture.limits, self.fixture.screens
-        separate = limits.separate_liveness_counter
-        fp, lv = self.user.fingerprint_failures, self.user.liveness_failures
-        if kind == "liveness" and separate:
-            lv += 1
-            streak, plain, advice = lv, texts.no_ecg, texts.no_ecg_advice
-        else:
-            fp += 1
-            streak = fp
-            plain = texts.no_ecg if kind == "liveness" else texts.no_match
-            advice = texts.no_ecg_advice if kind == "liveness" else texts.no_match_advice
-        if self.fixture.capabilities.failure_ui == "retry":
-            message = texts.retry
-        elif streak <= limits.plain_failure_messages or not advice:
-            message = plain
-        else:
-            message = advice[(streak - limits.plain_failure_messages - 1) % len(advice)]
-        locked = fp + lv >= limits.lockout_failures if separate else fp >= limits.lockout_failures
-        self._commit_user(self.user.with_(
-            fingerprint_failures=fp, liveness_failures=lv, locked_out=locked,
-            locked_since=self.clock.now() if locked else None))
-        self._show(message)
+        failure = failed_touch(self.fixture, self.user, kind, self.clock.now())
+        self._commit_user(failure.user)
+        self._show(failure.message)
         self._vibrate(Haptic.SINGLE)
-        if locked:
+        if failure.locked:
             self._set_auth(AuthState.LOCKED_OUT)
-            self._emit(EventKind.LOCKOUT, locked=True, failures=fp + lv)
+            self._emit(EventKind.LOCKOUT, locked=True, failures=failure.failures)
         else:
             self._set_auth(AuthState.AUTH_REQUIRED)
         self._interaction = self.clock.call_later(self.fixture.timing.result_screen_s,
