@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from hosttools.nes_cli import open_nes, open_nes_site, print_user_properties, user_properties
+from hosttools.nes_cli import open_nes, print_user_properties, user_properties
 from nymi_device.cli_support import emit_json
 from nymi_device.errors import InvalidInputError
 
@@ -82,8 +82,10 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
         from hosttools.flows.enroll import register
 
         band = flow_band(ctx)
-        with open_nes_site(ctx.obj.sim_dir, ctx.obj.nes) as site:
-            registration = site.server(ctx.obj.nes) if ctx.obj.nes else site.registration
+        from hosttools.site import open_site_servers
+
+        with open_site_servers(ctx.obj.sim_dir, ctx.obj.nes) as site:
+            registration = site.named if ctx.obj.nes else site.registration
             if registration is None:
                 raise InvalidInputError("this site has one NES: registration is part of "
                                         "enrollment (create the site with the it-ot layout)")
@@ -104,8 +106,10 @@ def register_flow_commands(app: typer.Typer, fido2_app: typer.Typer) -> None:
                 result = reenroll(band, nes, user, password, reporter(as_json), label=label)
                 _finish(result.to_dict(), nes, result.account, result.repaired, as_json)
             return
-        with open_nes_site(ctx.obj.sim_dir, ctx.obj.nes) as site:
-            nes = site.server(ctx.obj.nes)
+        from hosttools.site import open_site_servers
+
+        with open_site_servers(ctx.obj.sim_dir, ctx.obj.nes) as site:
+            nes = site.named
             result = reenroll(band, nes, user, password, reporter(as_json), label=label,
                               registration=site.registration)
             _finish(result.to_dict(), nes, result.account, result.repaired, as_json)

@@ -16,7 +16,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,15 +23,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hosttools.site_cli import guarded_site
 from nymi_device.cli_support import emit_json, human
 from nymi_device.protocol.nes import NesRefusal, RefusalCode
 
 if TYPE_CHECKING:
-    from simulator.nes import Nes, Site
+    from nymi_device.protocol.nes import NesService
 
-#: The directory group of NES administrators (the NES's own name for it).
-ADMIN_GROUP = "NES Administrators"
+from nymi_device.protocol.nes.directory import ADMIN_GROUP
 
 nes_app = typer.Typer(help="The enterprise server (NES): users, bands, policies, EAM, audit.",
                       no_args_is_help=True)
@@ -52,39 +49,20 @@ Serial = Annotated[str, typer.Argument(help="The band's serial number, e.g. AAAH
 
 
 @contextlib.contextmanager
-def open_nes_site(sim_dir: Path | None, server: str | None = None) -> Iterator[Site]:
-    """The fleet's site; on a fleet without one, a failing command leaves none behind."""
-    with guarded_site(sim_dir, server) as site:
-        yield site
+def open_nes(ctx: typer.Context) -> Iterator[NesService]:
+    """The server ``--nes`` names (:func:`hosttools.site.open_nes`): the flows sign in as their
+    user; administrator commands over HTTP sign in with ``NYMI_NES_USER`` /
+    ``NYMI_NES_PASSWORD`` (or the URL's ``CORP%5Cuser:password@``)."""
+    from hosttools.site import open_nes as open_named
 
-
-@contextlib.contextmanager
-def open_nes(ctx: typer.Context) -> Iterator[Nes]:
-    """The server ``--nes`` names (see the module docstring), or with ``http(s)://HOST:PORT/NAME``
-    the NES behind that HTTP API (:class:`hosttools.remote_nes.RemoteNes`): the flows sign in as
-    their user; administrator commands sign in with ``NYMI_NES_USER`` / ``NYMI_NES_PASSWORD``
-    (or the URL's ``CORP%5Cuser:password@``)."""
     opts = ctx.obj
-    name: str | None = getattr(opts, "nes", None)
-    if name and name.startswith(("http://", "https://")):
-        from hosttools.remote_nes import RemoteNes
-
-        with RemoteNes.open(name, user=getattr(opts, "nes_user", None),
-                            password=getattr(opts, "nes_password", None),
-                            env=os.environ) as remote:
-            yield remote.as_nes()
-        return
-    if name and "://" in name:
-        from simulator.nes import Nes
-
-        with Nes.open(name) as nes:
-            yield nes
-        return
-    with open_nes_site(getattr(opts, "sim_dir", None), name) as site:
-        yield site.server(name)
+    with open_named(getattr(opts, "sim_dir", None), getattr(opts, "nes", None),
+                    user=getattr(opts, "nes_user", None),
+                    password=getattr(opts, "nes_password", None)) as nes:
+        yield nes
 
 
-def admin_actor(ctx: typer.Context, nes: Nes) -> str:
+def admin_actor(ctx: typer.Context, nes: NesService) -> str:
     """The administrator a change is made by (see the module docstring)."""
     name = getattr(ctx.obj, "nes", None) or ""
     if name.startswith(("http://", "https://")):
@@ -121,7 +99,7 @@ def confirm(question: str, yes: bool) -> None:
         raise typer.Abort()
 
 
-def user_properties(nes: Nes, name: str) -> dict[str, Any]:
+def user_properties(nes: NesService, name: str) -> dict[str, Any]:
     view = nes.user(nes.resolve_account(name))
     return {
         "account": view.account, "first_name": view.first_name, "last_name": view.last_name,
@@ -220,7 +198,7 @@ def policy_set(ctx: typer.Context,
         console.print(f"{name}: {option} = {value}")
 
 
-def _band_show(nes: Nes, serial: str) -> dict[str, Any]:
+def _band_show(nes: NesService, serial: str) -> dict[str, Any]:
     return nes.band(serial).to_json()
 
 
@@ -338,7 +316,7 @@ def policy_self_service(ctx: typer.Context,
                             "Band).")],
                         as_json: Json = False) -> None:
     """Set the self-service re-enrollment options of a policy in one go."""
-    from simulator.nes.policy import SELF_SERVICE_MODES, self_service_changes
+    from nymi_device.protocol.nes.policy import SELF_SERVICE_MODES, self_service_changes
 
     if mode not in SELF_SERVICE_MODES:
         raise typer.BadParameter(f"self-service is one of {', '.join(SELF_SERVICE_MODES)}")

@@ -15,8 +15,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from nymi_device.errors import BandError, BandUnreachableError, InvalidInputError, UnreachableReason
-from simulator.nes.directory import ADMIN_GROUP, DirectoryUser
-from simulator.nes.errors import NesConflict, NesInvalidInput, NesRefusal, NotFound, RefusalCode
+from nymi_device.protocol.nes.directory import ADMIN_GROUP, DirectoryUser
+from nymi_device.protocol.nes.errors import (
+    NesConflict,
+    NesInvalidInput,
+    NesRefusal,
+    NotFound,
+    RefusalCode,
+)
 
 T = TypeVar("T")
 USER_ENV = "NYMI_NES_USER"

@@ -141,11 +141,11 @@ def read_card(exchange: Exchange, *, reader: str, atr: bytes | None,
 
 def _recognise(reading: NfcReading) -> None:
     """Name the band model and the fixtures it is consistent with."""
-    from simulator.fixtures import all_fixtures  # the models a reading can be matched to
+    from hosttools.site import band_models  # the models a reading can be matched to
 
     present = {a.name for a in reading.applets if a.status != "absent"}
     candidates = []
-    for fixture in all_fixtures():
+    for fixture in band_models():
         caps = fixture.capabilities
         aaguid = fixture.ctap.aaguid if fixture.ctap else None
         if reading.aaguid is not None and aaguid != reading.aaguid:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from hosttools.nes_http import (
@@ -45,11 +45,11 @@ from hosttools.nes_http import (
     NesServerError,
 )
 from nymi_device.protocol.nes import BandFacts
-from simulator.nes.directory import DirectoryUser
-from simulator.nes.errors import NesInvalidInput, NesRefusal, NotFound, RefusalCode
-from simulator.nes.models import EamState, PolicyKind
-from simulator.nes.policy import PolicyOverrides, PolicySettings, effective
-from simulator.nes.views import (
+from nymi_device.protocol.nes.directory import DirectoryUser
+from nymi_device.protocol.nes.enums import EamState, PolicyKind, PolicyStatus
+from nymi_device.protocol.nes.errors import NesInvalidInput, NesRefusal, NotFound, RefusalCode
+from nymi_device.protocol.nes.policy import PolicyOverrides, PolicySettings, effective
+from nymi_device.protocol.nes.views import (
     AssignmentView,
     AuditEventView,
     BandView,
@@ -57,15 +57,12 @@ from simulator.nes.views import (
     EnrollmentCheck,
     EnrollmentResult,
     Fido2KeyView,
-    PolicyStatus,
     PolicyView,
     UserView,
-    b64url,
     settings_from_json,
+    tap_verdict,
 )
-
-if TYPE_CHECKING:
-    from simulator.nes.service import Nes
+from nymi_device.protocol.text import b64url
 
 __all__ = [
     "PASSWORD_ENV",
@@ -143,10 +140,6 @@ class RemoteNes:
         if self._name is None:
             self._name = self._http.health()
         return self._name
-
-    def as_nes(self) -> Nes:
-        """This client where the host tools expect an in-process :class:`Nes`."""
-        return cast("Nes", self)
 
     def close(self) -> None:
         """Sign every session out and close the connection."""
@@ -232,8 +225,6 @@ class RemoteNes:
 
     def check_tap(self, serial: str, *, account: str | None = None,
                   task: str = "tap task") -> AssignmentView:
-        from simulator.nes.admin import tap_verdict
-
         if account is not None and self._http.session(account) is not None:
             user = self.user(account)
             row = next((b for b in user.bands if b.serial == serial), None)

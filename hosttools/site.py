@@ -1,8 +1,9 @@
 """Wiring of simulated bands for the host tools: which backend and which operator a target gets.
 
 This is one of the two places in ``hosttools`` that know the simulator exists (the other is the
-demo): everything else sees bands through :mod:`nymi_device` and people through an
-:class:`~nymi_device.protocol.operator.Operator`.
+demo): everything else sees bands through :mod:`nymi_device`, people through an
+:class:`~nymi_device.protocol.operator.Operator`, and servers through
+:class:`~nymi_device.protocol.nes.NesService`.
 
 - ``sim:SERIAL`` — the band of the fleet directory, in process or through the daemon serving
   it; the simulator's operator moves its physical world through the control API.
@@ -16,7 +17,11 @@ demo): everything else sees bands through :mod:`nymi_device` and people through 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -25,18 +30,28 @@ from hosttools.flows.bands import FlowBand
 from hosttools.flows.console import ConsoleOperator
 from nymi_device.backend import parse_target
 from nymi_device.band import Band
-from nymi_device.errors import BandUnreachableError, InvalidTargetError, UnreachableReason
+from nymi_device.errors import (
+    BandUnreachableError,
+    InvalidInputError,
+    InvalidTargetError,
+    UnreachableReason,
+)
+from nymi_device.protocol.nes import NesService
 from nymi_device.protocol.operator import Operator
 from nymi_device.sync import SyncBand
 from simulator.band.management_identity import simulation_root
 from simulator.control import CONTROL_FILE, daemon_port, send_action
+from simulator.fixtures import Fixture, all_fixtures
 from simulator.fleet import Fleet, default_sim_dir
+from simulator.nes import Nes, Site, open_site
 from simulator.operator import SimOperator
 from simulator.sim_backend import SimBackend
 
 OperatorChoice = Literal["auto", "sim", "console"]
 
-__all__ = ["ServedBle", "ble_target_options", "open_flow_band", "served_over_ble"]
+__all__ = ["LAYOUTS", "ServedBle", "SiteServers", "band_models", "ble_target_options",
+           "create_site", "describe_site", "fleet_root", "guarded_site", "open_flow_band",
+           "open_nes", "open_site_servers", "served_over_ble", "site_exists"]
 
 
 @dataclass(frozen=True)
@@ -169,3 +184,120 @@ def _flow_band(band: SyncBand, operator: Operator) -> FlowBand:
     except BaseException:
         band.close()
         raise
+
+
+# -- the enterprise server of a fleet directory ------------------------------------------------
+
+#: layout → the names of its servers.
+LAYOUTS = {"single": ("nes",), "it-ot": ("enrollment", "registration")}
+_SITE_FILE = Path("nes") / "site.json"
+
+
+def fleet_root(sim_dir: Path | None) -> Path:
+    return sim_dir or default_sim_dir()
+
+
+def site_exists(root: Path) -> bool:
+    return (root / _SITE_FILE).is_file()
+
+
+@contextlib.contextmanager
+def guarded_site(sim_dir: Path | None, server: str | None = None,
+                 layout: str | None = None) -> Iterator[Site]:
+    """The site of the fleet directory, created (``layout``, default single) if there is none.
+
+    If there was none and the command fails, the site it created is removed again; a ``server``
+    the new site would not have is refused before anything is written.
+    """
+    root = fleet_root(sim_dir)
+    fresh = not site_exists(root)
+    if fresh:
+        servers = LAYOUTS[layout or "single"]
+        if server is not None and server not in servers and "://" not in server:
+            other = next((name for name, names in LAYOUTS.items() if server in names), None)
+            hint = (f"create it with 'nymi-band nes site create --layout {other}'" if other
+                    else f"the {layout or 'single'} layout has {', '.join(servers)}")
+            raise InvalidInputError(f"there is no NES site in {root} with a server "
+                                    f"{server!r}: {hint}")
+    nes_dir = root / "nes"
+    created_dir = fresh and not nes_dir.exists()
+    try:
+        with open_site(root, layout=layout) as site:
+            yield site
+    except BaseException:
+        if fresh and created_dir:
+            shutil.rmtree(nes_dir, ignore_errors=True)
+        elif fresh:
+            (root / _SITE_FILE).unlink(missing_ok=True)
+        raise
+
+
+
+def _describe(site: Site, root: Path) -> dict[str, Any]:
+    return {"root": str(root), "layout": site.layout.value,
+            "servers": sorted(site.servers), "users": len(site.directory.users())}
+
+
+
+def describe_site(root: Path) -> dict[str, Any]:
+    """Layout, servers and user count of the fleet's existing site (creates nothing)."""
+    if not site_exists(root):
+        raise InvalidInputError(f"there is no NES site in {root}: create one with "
+                                "'nymi-band nes site create [--layout it-ot]'")
+    with open_site(root) as site:
+        return _describe(site, root)
+
+
+def create_site(root: Path, layout: str) -> dict[str, Any]:
+    """Create the fleet's site (databases and directory) without a server."""
+    if layout not in LAYOUTS:
+        raise InvalidInputError(f"--layout is single or it-ot, not {layout!r}")
+    if site_exists(root):
+        with open_site(root) as existing:
+            raise InvalidInputError(
+                f"{root} already has a {existing.layout.value} NES site (servers: "
+                f"{', '.join(sorted(existing.servers))}); use another --sim-dir")
+    with guarded_site(root, layout=layout) as site:
+        return _describe(site, root)
+
+
+@dataclass
+class SiteServers:
+    """The servers of a site a command works with."""
+
+    named: NesService
+    """The server ``--nes`` names (the enrollment server by default)."""
+    enrollment: NesService
+    registration: NesService | None
+
+
+@contextlib.contextmanager
+def open_site_servers(sim_dir: Path | None, name: str | None) -> Iterator[SiteServers]:
+    """The fleet's site, its server ``name`` and its enrollment and registration servers."""
+    with guarded_site(sim_dir, name) as site:
+        yield SiteServers(site.server(name), site.enrollment, site.registration)
+
+
+@contextlib.contextmanager
+def open_nes(sim_dir: Path | None, name: str | None, *, user: str | None = None,
+             password: str | None = None) -> Iterator[NesService]:
+    """The server ``name`` names: nothing for the fleet's own site, a server name of an IT/OT
+    site, a database URL, or ``http(s)://HOST:PORT/NAME`` (the HTTP API, administrator
+    credentials from ``user``/``password`` or ``NYMI_NES_USER`` / ``NYMI_NES_PASSWORD``)."""
+    if name and name.startswith(("http://", "https://")):
+        from hosttools.remote_nes import RemoteNes
+
+        with RemoteNes.open(name, user=user, password=password, env=os.environ) as remote:
+            yield remote
+        return
+    if name and "://" in name:
+        with Nes.open(name) as nes:
+            yield nes
+        return
+    with open_site_servers(sim_dir, name) as servers:
+        yield servers.named
+
+
+def band_models() -> list[Fixture]:
+    """Every band model the stack knows (its firmware fixtures)."""
+    return all_fixtures()

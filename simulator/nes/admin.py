@@ -17,10 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from simulator.nes.enrollment import drop_band_records
-from simulator.nes.errors import NesConflict, NesRefusal, NotFound, RefusalCode
+from simulator.nes.errors import NesConflict, NotFound
 from simulator.nes.models import Assignment, Band, Fido2Key
 from simulator.nes.store import active_assignment, assignment_of, get_band
-from simulator.nes.views import AssignmentView
 
 
 def assignment_for(session: Session, serial: str) -> tuple[Band, Assignment]:
@@ -89,25 +88,3 @@ def restore_original(session: Session, serial: str) -> Assignment:
     if temporary is not None:
         disconnect(session, temporary.band.serial)
     return update_band(session, serial, is_active=True, is_primary=True)
-
-
-def tap_verdict(serial: str, owner: str | None, row: AssignmentView | None,
-                account: str | None, task: str) -> AssignmentView:
-    """May band ``serial`` (assigned to ``owner`` as ``row``) be used for ``task`` by
-    ``account`` (None: by its owner)? Its row when it may; :class:`NesRefusal` otherwise.
-
-    A tap task needs the user's ACTIVE band (DOMAIN 1.10: a suspended band can no longer do
-    e-signature or unlock a terminal; the same holds for a replaced band, the original while a
-    temporary band is out, and the old band after a self-service re-enrollment)."""
-    if owner is None or row is None:
-        raise NesRefusal(f"The Nymi Band {serial} is not assigned to anyone: it cannot be used "
-                         f"for a {task}.", RefusalCode.NOT_OWNER, serial=serial)
-    if account is not None and account.casefold() != owner.casefold():
-        raise NesRefusal(f"The Nymi Band {serial} is not a Nymi Band of {account}: it cannot "
-                         f"be used for a {task}.", RefusalCode.NOT_OWNER, serial=serial)
-    if not row.is_active:
-        raise NesRefusal(
-            f"The Nymi Band {serial} of {owner} is not active (an administrator suspended or "
-            f"replaced it, or another band took its place): it cannot be used for a {task}.",
-            RefusalCode.NOT_ACTIVE, serial=serial, account=owner)
-    return row

@@ -18,14 +18,14 @@ import os
 import secrets
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+from nymi_device.protocol.nes.directory import ADMIN_GROUP as ADMIN_GROUP
+from nymi_device.protocol.nes.directory import DirectoryUser as DirectoryUser
 from simulator.nes.errors import NesConflict, NesInvalidInput, NotFound
 from simulator.nes.store import split_account
 
-ADMIN_GROUP = "NES Administrators"
 DEFAULT_DOMAIN = "CORP"
 
 
@@ -59,30 +59,6 @@ def verify_password(password: str, encoded: str) -> bool:
     except (ValueError, IndexError):
         return False
     return hmac.compare_digest(got, want)
-
-
-@dataclass(frozen=True)
-class DirectoryUser:
-    domain: str
-    username: str
-    first_name: str = ""
-    last_name: str = ""
-    groups: frozenset[str] = field(default_factory=frozenset)
-    password_hash: str = field(default="", repr=False)
-
-    @property
-    def account(self) -> str:
-        return f"{self.domain}\\{self.username}"
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN_GROUP in self.groups
-
-    def to_json(self) -> dict[str, Any]:
-        """The public fields (never the password hash)."""
-        return {"account": self.account, "domain": self.domain, "username": self.username,
-                "first_name": self.first_name, "last_name": self.last_name,
-                "groups": sorted(self.groups)}
 
 
 class Directory:

@@ -35,6 +35,11 @@ from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from nymi_device.protocol.nes.enums import EamKind as EamKind
+from nymi_device.protocol.nes.enums import EamState as EamState
+from nymi_device.protocol.nes.enums import EnrollmentDestination as EnrollmentDestination
+from nymi_device.protocol.nes.enums import PolicyKind as PolicyKind
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -59,32 +64,6 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
-
-
-class PolicyKind(enum.StrEnum):
-    GROUP = "group"
-    INDIVIDUAL = "individual"
-
-
-class EnrollmentDestination(enum.StrEnum):
-    """Where an enrollment is written (DOMAIN 5 / 8.3 [I]: labels not documented)."""
-
-    NES = "nes"
-    NES_AND_EVIDIAN = "nes-and-evidian"
-
-
-class EamKind(enum.StrEnum):
-    """Entries of the Evidian-style registry (DOMAIN 5): two RFID-tab entries and a smart card."""
-
-    RFID = "RFID"
-    WEARABLE = "Wearable"
-    SMART_CARD = "Smart Card"
-
-
-class EamState(enum.StrEnum):
-    ACTIVE = "active"
-    BLACKLISTED = "blacklisted"
-    DELETED = "deleted"
 
 
 def _enum(cls: type[enum.Enum], name: str) -> SqlEnum:

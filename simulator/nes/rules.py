@@ -9,9 +9,9 @@ the answer there, so the decision and the change are one atomic step.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from nymi_device.protocol.nes.enums import Action as Action
 from simulator.nes.config import LookupOrder, NesConfig, NotFoundName, OtherOwnerRefusal
 from simulator.nes.errors import NesRefusal, RefusalCode
 from simulator.nes.policy import PolicySettings
@@ -30,22 +30,6 @@ NOT_ACTIVE_MESSAGE = (
     "for a temporary band); an NES administrator must reactivate or disconnect it first."
 )
 """Ours: self-service must not undo an administrator's suspension (no vendor message known)."""
-
-
-class Action(enum.StrEnum):
-    """What an allowed enrollment does to the NES records."""
-
-    FIRST = "enroll"
-    """The band is free and the user has no active band: the band becomes active (and primary
-    unless the user already has a primary band, as after "issue a temporary band")."""
-    REENROLL_OWN = "re-enroll-own-band"
-    """The band is already the user's: the same band stays listed (DOMAIN 3.4)."""
-    SELF_SERVICE_FREE = "self-service-free-band"
-    """The user has an active band and enrolls a band nobody holds: the old band stays listed
-    not active (its primary flag kept), the new band is active."""
-    TAKE_OVER = "self-service-band-of-another-user"
-    """The band belonged to another user: that association is removed, the user's old band is
-    listed not active but still primary, the new band active (DOMAIN 3.4)."""
 
 
 @dataclass(frozen=True)

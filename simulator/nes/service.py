@@ -27,6 +27,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from nymi_device.protocol.nes import BandFacts
+from nymi_device.protocol.nes.views import tap_verdict
 from nymi_device.protocol.text import b64url
 from simulator.nes import admin, eam, enrollment, policy_admin
 from simulator.nes.config import NesConfig
@@ -257,7 +258,7 @@ class Nes:
             band = get_band(s, check_serial(serial))
             row = assignment_of(s, band)
             who = None if account is None else get_user(s, account).account
-            return admin.tap_verdict(band.serial, None if row is None else row.user.account,
+            return tap_verdict(band.serial, None if row is None else row.user.account,
                                      None if row is None else assignment_view(row), who, task)
         return self._read(op)
 

@@ -13,92 +13,23 @@ Pure data and typing: no I/O.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nymi_device.errors import BandError, InvalidInputError
-
-# -- errors -------------------------------------------------------------------------------------
-
-class RefusalCode(enum.StrEnum):
-    """Why the NES refused an operation; the message shown to the person is on the error."""
-
-    NOT_FOUND = "assigned-band-not-found"
-    """The NES still links a band that the request does not account for."""
-    OTHER_USER = "band-of-another-user"
-    """The band belongs to another user and the policy does not allow taking it over."""
-    SEOS = "seos-band-of-another-user"
-    """A SEOS-enabled band of another user (refused even with "any active band")."""
-    NOT_ACTIVE = "own-band-not-active"
-    """The user's own band was suspended, replaced or set aside by an administrator."""
-    EAM_ENTRY = "eam-entry-not-deleted"
-    """A Secure NFC band still has an RFID entry in the EAM registry."""
-    NOT_OWNER = "not-the-owner"
-    """A user acted on a band that is not assigned to them."""
-    POLICY = "not-allowed-by-policy"
-    """Anything else the effective policy does not allow."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> RefusalCode:
-        # A code from a newer server must not crash an older client.
-        return cls.POLICY
-
-
-class NesError(BandError):
-    """Root of the errors an enterprise server raises (embedded or over HTTP)."""
-
-    def detail(self) -> dict[str, Any]:
-        """Structured detail for the API's JSON error body."""
-        return {"type": type(self).__name__}
-
-
-class NesRefusal(NesError, PermissionError):
-    """The NES refused the operation; ``str(error)`` is the exact user-facing message."""
-
-    def __init__(self, message: str, code: RefusalCode, **context: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.context = context
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "code": self.code.value, **self.context}
-
-
-class NotFound(NesError, LookupError):
-    """No user, band, policy, key or registry entry of that name is known to this NES."""
-
-    def __init__(self, message: str, kind: str, name: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.name = name
-
-    def __str__(self) -> str:
-        # LookupError's KeyError-style repr quoting does not apply: keep the plain sentence.
-        return str(self.args[0])
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "kind": self.kind, "name": self.name}
-
-
-class NesConflict(NesError, RuntimeError):
-    """The operation conflicts with the present state (or with a change made at the same time)."""
-
-    def __init__(self, message: str, **context: Any) -> None:
-        super().__init__(message)
-        self.context = context
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, **self.context}
-
-
-class NesInvalidInput(NesError, InvalidInputError):
-    """A value given to the NES is malformed (an account name, a serial, a policy value)."""
-
-    def detail(self) -> dict[str, Any]:
-        return {"type": type(self).__name__}
-
+from nymi_device.protocol.nes.directory import DirectoryUser
+from nymi_device.protocol.nes.enums import PolicyStatus
+from nymi_device.protocol.nes.policy import PolicySettings
+from nymi_device.protocol.nes.views import (
+    AssignmentView,
+    AuditEventView,
+    BandView,
+    EamEntryView,
+    EnrollmentResult,
+    Fido2KeyView,
+    PolicyView,
+    UserView,
+)
 
 # -- what an enrollment records about the band -------------------------------------------------
 
@@ -247,3 +178,79 @@ class NesClient(Protocol):
 
     def fido2_keys(self, account: str | None = None,
                    serial: str | None = None) -> Sequence[Fido2KeyRecord]: ...
+
+
+class DirectoryService(Protocol):
+    """The directory behind an enterprise server, as its administrators reach it."""
+
+    def authenticate(self, account: str, password: str) -> DirectoryUser | None: ...
+
+    def add_user(self, account: str, password: str, *, first_name: str = "",
+                 last_name: str = "", groups: Iterable[str] = (),
+                 replace_existing: bool = False) -> DirectoryUser: ...
+
+
+class NesService(NesClient, Protocol):
+    """Everything the host tools ask of an enterprise server: the flows' calls and the NES
+    Administrator Console's. The embedded server and the HTTP client both implement it."""
+
+    @property
+    def directory(self) -> DirectoryService: ...
+
+    def user(self, account: str) -> UserView: ...
+
+    def users(self, query: str = "", *, limit: int = 100, offset: int = 0) -> list[UserView]: ...
+
+    def set_individual_policy(self, account: str, policy: str | None, *,
+                              actor: str = "system") -> UserView: ...
+
+    def effective_policy(self, account: str) -> PolicySettings: ...
+
+    def policy_status(self, account: str) -> PolicyStatus: ...
+
+    def band(self, serial: str) -> BandView: ...
+
+    def bands(self, serial_query: str = "", *, limit: int = 100) -> list[BandView]: ...
+
+    def update_band(self, serial: str, *, is_active: bool | None = None,
+                    is_primary: bool | None = None, notes: str | None = None,
+                    actor: str = "system") -> UserView: ...
+
+    def suspend(self, serial: str, *, notes: str | None = None,
+                actor: str = "system") -> UserView: ...
+
+    def disconnect(self, serial: str, *, actor: str = "system") -> UserView: ...
+
+    def replace_lost_band(self, serial: str, *, notes: str = "Lost Band",
+                          actor: str = "system") -> UserView: ...
+
+    def issue_temporary_band(self, serial: str, *, notes: str = "Temporary band issued",
+                             actor: str = "system") -> UserView: ...
+
+    def restore_original(self, serial: str, *, actor: str = "system") -> UserView: ...
+
+    def reassign(self, serial: str, to_account: str, *, nba_version: str | None = None,
+                 label: str | None = None, actor: str = "system") -> EnrollmentResult: ...
+
+    def check_tap(self, serial: str, *, account: str | None = None,
+                  task: str = "tap task") -> AssignmentView: ...
+
+    def policies(self) -> list[PolicyView]: ...
+
+    def policy(self, name: str) -> PolicyView: ...
+
+    def update_policy(self, name: str, changes: Mapping[str, Any], *,
+                      actor: str = "system") -> PolicyView: ...
+
+    def fido2_keys(self, account: str | None = None,
+                   serial: str | None = None) -> list[Fido2KeyView]: ...
+
+    def eam_entries(self, account: str, *, include_deleted: bool = True
+                    ) -> list[EamEntryView]: ...
+
+    def eam_blacklist(self, entry_id: int, *, actor: str = "system") -> list[EamEntryView]: ...
+
+    def eam_delete(self, entry_id: int, *, actor: str = "system") -> EamEntryView: ...
+
+    def audit(self, *, table: str | None = None, account: str | None = None,
+              key: str | None = None, limit: int = 1000) -> list[AuditEventView]: ...
