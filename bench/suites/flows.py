@@ -1,11 +1,10 @@
 """Flows' wall time: enrollment, the self-service re-enrollment and Delete User Data.
 
-The host flows drive a band of a fleet directory (durable flash, every step a control action
-that opens the band, acts and saves its world) against an in-process NES on SQLite. The NES's
-share is the time inside its calls (a timing proxy around it); the band's share (band model,
-flash, world saved between steps) is the rest. The target is the whole re-enrollment under
-0.2 s. The flows are being reshaped to open a band once and talk through a typed contract;
-this suite will follow them.
+The host flows drive a band of a fleet directory (durable flash, opened once for each flow and
+held through the typed band contract, its world checkpointed after every step) against an
+in-process NES on SQLite. The NES's share is the time inside its calls (a timing proxy around
+it); the band's share (band model, flash, world checkpoints) is the rest. The target is the
+whole re-enrollment under 0.2 s.
 """
 
 from __future__ import annotations
