@@ -113,3 +113,15 @@ def served_status(port: int) -> dict[str, object]:
     state = send_action(port, "status")["state"]
     assert isinstance(state, dict)
     return state
+
+
+def test_a_power_cycle_reaches_the_authenticator_of_a_band_a_flow_holds_once(
+        tmp_path: Path) -> None:
+    """The authenticator a flow wires to its band follows the band's power through its own
+    hooks: a power cycle of the band runs once, with no loop between band and authenticator."""
+    fleet = Fleet(tmp_path / "fleet", durable=False)
+    fleet.add_band("nymi-band-3.0", "AAAH-00125")
+    with open_flow_band("sim:AAAH-00125", sim_dir=fleet.root) as band:
+        band.band.fido2_device().close()  # wires the authenticator to the band
+        report = band.band.band.backend.control("power-cycle")  # type: ignore[attr-defined]
+    assert report["state"]["power"] == "awake" and report["state"]["auth"] == "deauthenticated"
