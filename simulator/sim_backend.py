@@ -251,8 +251,5 @@ def _wire_authenticator(band: EmulatedBand) -> Authenticator:
     from simulator.band.wearer_bridge import BandWearer
 
     wearer = BandWearer(band, auto_presence=False)
-    authenticator = Authenticator(band.fixture, band.storage, wearer)
-    band.wipe_hooks.append(authenticator.on_user_data_erased)
-    band.power_cycle_hooks.append(authenticator.power_cycle)
-    return authenticator
+    return Authenticator(band.fixture, band.storage, wearer)  # it follows the band's hooks
 
