@@ -118,30 +118,7 @@ def running_band(fleet: Fleet, serial: str, *, auto_presence: bool
 
 async def run_until_stopped(band: EmulatedBand, announce: Callable[[], None]) -> None:
     """Advance band time with wall time until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    ticker = asyncio.create_task(_tick(band))
-    announce()
-    try:
-        await stop.wait()
-    finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
-
-
-async def _tick(band: EmulatedBand, tick: float = 0.05) -> None:
-    loop = asyncio.get_running_loop()
-    last = loop.time()
-    while True:
-        await asyncio.sleep(tick)
-        now = loop.time()
-        with band.lock:
-            band.clock.advance((now - last) * band.clock.speed)
-        last = now
+    await _run_all([band], announce, None)
 
 
 #: Called once every front end listens, with :func:`ready_record`.

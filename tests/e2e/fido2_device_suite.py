@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tarfile
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from simulator.control import daemon_port, send_action
 from simulator.fleet import Fleet
+from tests.e2e.serve_helpers import serve
 
 EXE_DIR = Path(sys.executable).parent
 FIDO2_VERSION = "2.2.1"
@@ -106,28 +106,9 @@ def served_band(sim_dir: Path, fixture: str = DEFAULT_FIXTURE, serial: str = DEF
     """A factory-state band of ``fixture`` served for vpcd ``slot``, not yet on the reader."""
     fleet = Fleet(sim_dir)
     fleet.add_band(fixture, serial)
-    band_dir = fleet.band_dir(serial)
-    process = subprocess.Popen(
-        [str(EXE_DIR / "nymi-sim"), "serve", "--vpcd", "--band", serial, "--slot", str(slot),
-         "--auto-presence", "--sim-dir", str(sim_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "NO_COLOR": "1"})
-    deadline = time.monotonic() + 30
-    while daemon_port(band_dir) is None:
-        if process.poll() is not None or time.monotonic() > deadline:
-            out = process.stdout.read() if process.stdout else ""
-            process.kill()
-            raise RuntimeError(f"nymi-sim serve did not start: {out}")
-        time.sleep(0.05)
-    try:
-        yield band_dir
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve(sim_dir, serial, "--vpcd", "--slot", str(slot), "--auto-presence",
+               ctaphid=False):
+        yield fleet.band_dir(serial)
 
 
 def run_suite(suite_root: Path, band_dir: Path, *, slot: int = 0, timeout: float = 1800.0,

@@ -11,7 +11,6 @@ import functools
 import inspect
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from hosttools.cli import main
 from hosttools.flows.bands import FlowBand
@@ -53,8 +51,8 @@ from simulator.nes import (
     Site,
     memory_site,
 )
-from simulator.nes.api import create_site_app
 from simulator.nes.views import settings_from_json
+from tests.hosttools.served_nes import ServedNes
 from tests.nes.conftest import PASSWORD
 
 OWN = "Allow a user to re-enroll / re-register their Nymi Band"
@@ -66,30 +64,6 @@ TIMES = {"created", "updated", "at_utc"}
 
 def quiet(title: str, detail: dict[str, Any]) -> None:
     return None
-
-
-class Served:
-    """``create_site_app(site)`` served by uvicorn on an ephemeral loopback port."""
-
-    def __init__(self, site: Site, *, token_idle_seconds: float = 300.0) -> None:
-        app = create_site_app(site, token_idle_seconds=token_idle_seconds)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                                    access_log=False))
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -117,21 +91,21 @@ def local(directory: Directory) -> Iterator[Nes]:
 
 
 @pytest.fixture
-def served(site: Site) -> Iterator[Served]:
-    server = Served(site)
+def served(site: Site) -> Iterator[ServedNes]:
+    server = ServedNes(site)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def nba(served: Served) -> Iterator[RemoteNes]:
+def nba(served: ServedNes) -> Iterator[RemoteNes]:
     """The Nymi Band Application's view: no administrator credentials at all."""
     with RemoteNes.open(f"{served.url}/nes") as remote:
         yield remote
 
 
 @pytest.fixture
-def admin(served: Served) -> Iterator[RemoteNes]:
+def admin(served: ServedNes) -> Iterator[RemoteNes]:
     with RemoteNes.open(f"{served.url}/nes", user=ADMIN, password=PASSWORD) as remote:
         yield remote
 
@@ -277,7 +251,7 @@ def test_errors_keep_their_class_and_message(local: Nes, nba: RemoteNes,
 
 
 def test_a_wrong_password_is_one_clear_error(
-        make_fleet: Callable[[str], Fleet], local: Nes, nba: RemoteNes, served: Served,
+        make_fleet: Callable[[str], Fleet], local: Nes, nba: RemoteNes, served: ServedNes,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     target = band(make_fleet("fleet"), "AAAH-00125")
     before = target.status()
@@ -320,7 +294,7 @@ def test_a_server_that_is_down_is_one_line_unreachable(
     assert code == 1 and err.count("\n") == 1 and dead in err
 
     # A server that stops between two calls.
-    server = Served(site)
+    server = ServedNes(site)
     try:
         remote = RemoteNes.open(f"{server.url}/nes")
         assert remote.directory.authenticate("tw-user2", PASSWORD) is not None
@@ -334,7 +308,7 @@ def test_a_server_that_is_down_is_one_line_unreachable(
 
 
 def test_the_cli_shows_user_properties_over_http(
-        make_fleet: Callable[[str], Fleet], site: Site, served: Served,
+        make_fleet: Callable[[str], Fleet], site: Site, served: ServedNes,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = make_fleet("fleet")
     url = f"{served.url}/nes"
@@ -427,7 +401,7 @@ def test_administrator_calls_match_in_process(
 def test_it_ot_registration_over_http(make_fleet: Callable[[str], Fleet],
                                       directory: Directory) -> None:
     with memory_site("it-ot", directory=directory) as site:
-        server = Served(site)
+        server = ServedNes(site)
         try:
             with RemoteNes.open(f"{server.url}/enrollment") as enrollment, \
                     RemoteNes.open(f"{server.url}/registration/") as registration:
@@ -447,7 +421,7 @@ def test_it_ot_registration_over_http(make_fleet: Callable[[str], Fleet],
 
 def test_sign_in_imports_the_user_and_tokens_expire(directory: Directory) -> None:
     with memory_site(directory=directory) as site:
-        server = Served(site, token_idle_seconds=0.3)
+        server = ServedNes(site, token_idle_seconds=0.3)
         try:
             url = f"{server.url}/nes"
             # PUT /api/v1/me: the NBA's sign-in imports the caller from the directory.
