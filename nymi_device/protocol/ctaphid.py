@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from nymi_device.errors import InvalidInputError
+from nymi_device.protocol.keepalive import KeepaliveStatus
 
 __all__ = [
     "BROADCAST_CID",
@@ -125,13 +126,6 @@ class Capability(enum.IntFlag):
     WINK = 0x01
     CBOR = 0x04
     NMSG = 0x08  # the device does NOT implement CTAPHID_MSG
-
-
-class KeepaliveStatus(enum.IntEnum):
-    """Payload byte of a CTAPHID_KEEPALIVE (§11.2.9.1.7)."""
-
-    PROCESSING = 1
-    UPNEEDED = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from nymi_device.protocol.keepalive import KeepaliveStatus
+
 __all__ = [
     "BATTERY_LEVEL",
     "BATTERY_SERVICE",
@@ -124,13 +126,6 @@ class BleErrorCode(enum.IntEnum):
     @classmethod
     def _missing_(cls, value: object) -> BleErrorCode:
         return cls.OTHER
-
-
-class KeepaliveStatus(enum.IntEnum):
-    """The one data byte of a KEEPALIVE frame."""
-
-    PROCESSING = 0x01
-    UP_NEEDED = 0x02
 
 
 class ServiceRevision(enum.IntFlag):

@@ -408,7 +408,7 @@ class FidoBleServer:
             return self.authenticator.process_u2f(data)
 
         def on_keepalive(status: int) -> None:
-            if status in (KeepaliveStatus.PROCESSING, KeepaliveStatus.UP_NEEDED):
+            if status in (KeepaliveStatus.PROCESSING, KeepaliveStatus.UPNEEDED):
                 request.status = status
 
         return self.authenticator.process_cbor(data, cancel=request.cancel,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from nymi_device.protocol.keepalive import KeepaliveStatus as KeepaliveStatus
+
 
 def _unknown_member(cls: type[enum.IntEnum], value: object) -> enum.IntEnum | None:
     """An unknown-value fallback for wire enums: a pseudo-member named ``UNKNOWN_0x..``."""
@@ -63,14 +65,6 @@ class CredProtect(WireEnum):
     UV_OPTIONAL = 0x01
     UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST = 0x02
     UV_REQUIRED = 0x03
-
-
-@enum.unique
-class KeepaliveStatus(WireEnum):
-    """Keep-alive statuses a transport relays while a command runs (CTAP 2.1 §11.2.9.2.1)."""
-
-    PROCESSING = 1
-    UPNEEDED = 2
 
 
 PUBLIC_KEY = "public-key"

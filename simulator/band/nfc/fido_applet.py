@@ -36,6 +36,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Protocol
 
 from nymi_device.protocol.apdu import AID_FIDO, SW, CommandApdu, ResponseApdu
+from nymi_device.protocol.keepalive import KeepaliveStatus
 
 from .card_os import Applet, Pending, reply
 
@@ -44,8 +45,8 @@ __all__ = ["CtapAuthenticator", "FidoApplet", "never_waits_for_wearer"]
 logger = logging.getLogger(__name__)
 
 _CTAP1_ERR_OTHER = b"\x7f"
-_KEEPALIVE_PROCESSING = 1
-_KEEPALIVE_UPNEEDED = 2
+_KEEPALIVE_PROCESSING = int(KeepaliveStatus.PROCESSING)
+_KEEPALIVE_UPNEEDED = int(KeepaliveStatus.UPNEEDED)
 
 
 class CtapAuthenticator(Protocol):
