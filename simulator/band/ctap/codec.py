@@ -19,6 +19,8 @@ from typing import Any
 
 import cbor2
 
+from nymi_device.protocol.management_cbor import encode as canonical_encode
+
 from .errors import ERR, CtapError
 
 #: Deeper nesting than CTAP needs (it caps messages at four levels) is refused outright.
@@ -223,24 +225,12 @@ def parse_descriptor_list(params: Mapping[Any, Any], key: Any) -> list[tuple[str
 # -- canonical encoding --------------------------------------------------------------------
 
 
-def _canonical_key(encoded: bytes) -> tuple[int, int, bytes]:
-    return encoded[0] >> 5, len(encoded), encoded
-
-
-def _ordered(value: Any) -> Any:
-    """Rebuild containers with map keys in CTAP2 canonical order (§8 canonical CBOR)."""
-    if isinstance(value, dict):
-        items = [(cbor2.dumps(k), k, _ordered(v)) for k, v in value.items()]
-        items.sort(key=lambda item: _canonical_key(item[0]))
-        return {k: v for _, k, v in items}
-    if isinstance(value, list | tuple):
-        return [_ordered(v) for v in value]
-    return value
-
-
 def encode(value: Any) -> bytes:
-    """Encode in the CTAP2 canonical form (python-fido2 rejects anything else)."""
-    return cbor2.dumps(_ordered(value))
+    """Encode in the CTAP2 canonical form (python-fido2 rejects anything else): the project's
+    one deterministic encoder, :func:`nymi_device.protocol.management_cbor.encode` (shortest
+    heads, definite lengths, map keys sorted by their encoded bytes, which for CTAP's integer
+    and text keys is the CTAP2 canonical order)."""
+    return canonical_encode(value)
 
 
 def bstr_header(length: int) -> bytes:
