@@ -18,10 +18,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench.core import Context, Figure, Series, Suite, Values
+from bench.core import Context, Figure, Series, Suite, Target, Values
 from simulator.load.runner import free_tcp_port, nes_server, prepare_site, run_locust
 
 PG_BIN = Path(os.environ.get("NYMI_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -32,8 +32,13 @@ FULL = (("sqlite", 1, 0), ("sqlite", 4, 0), ("sqlite", 16, 0), ("sqlite", 4, 2),
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL server (as the ``postgres`` user when run as root); its URL."""
+def postgres() -> Iterator[Callable[[str], str]]:
+    """A throwaway PostgreSQL server (as the ``postgres`` user when run as root); a function
+    that creates a fresh database on it and returns its URL.
+
+    Every measurement gets a database of its own: the bands of one run are new bands that reuse
+    the serial numbers of the last, and the NES rightly refuses a band it knows by that serial
+    with another device id."""
     if not (PG_BIN / "pg_ctl").exists():
         raise RuntimeError(f"PostgreSQL binaries not found in {PG_BIN}")
     base = Path(tempfile.mkdtemp(prefix="nymi-bench-pg-"))
@@ -49,10 +54,14 @@ def postgres() -> Iterator[str]:
                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
     subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-w",
                     "-l", str(base / "log"), "start"], check=True, capture_output=True)
-    try:
+
+    def database(name: str) -> str:
         subprocess.run([*prefix, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                        "-U", "postgres", "nes"], check=True, capture_output=True)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/nes"
+                        "-U", "postgres", name], check=True, capture_output=True)
+        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
+
+    try:
+        yield database
     finally:
         subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True)
@@ -63,14 +72,15 @@ def _key(db: str, users: int, workers: int) -> str:
     return f"{db}_{users}u" + (f"_{workers}w" if workers else "")
 
 
-def _one(ctx: Context, db: str, users: int, workers: int, url: str | None,
-         seconds: float) -> Values:
-    root = ctx.scratch / f"load-{_key(db, users, workers)}-{time.monotonic_ns()}"
+def _one(ctx: Context, db: str, users: int, workers: int,
+         database: Callable[[str], str] | None, seconds: float) -> Values:
+    key = _key(db, users, workers)
+    root = ctx.scratch / f"load-{key}-{time.monotonic_ns()}"
+    url = database(f"nes_{key}_{time.monotonic_ns()}") if database else None
     prepare_site(root, users=users, workers=workers, database=url)
     with nes_server(root) as nes:
         result = run_locust(nes, root / "users", users=users, seconds=seconds,
                             workers=workers)
-    key = _key(db, users, workers)
     values = {f"{key}_rate": result.enrollments_per_s, f"{key}_fail": result.failures}
     for flow, short in (("reenroll", "reenroll"), ("enroll", "enroll"),
                         ("fido2 sign-in", "signin")):
@@ -86,7 +96,7 @@ def measure(ctx: Context) -> Values:
     values: Values = {}
     plan = QUICK if ctx.quick else FULL
     with contextlib.ExitStack() as stack:
-        urls: dict[str, str | None] = {"sqlite": None}
+        urls: dict[str, Callable[[str], str] | None] = {"sqlite": None}
         if any(db == "postgresql" for db, _u, _w in plan):
             try:
                 urls["postgresql"] = stack.enter_context(postgres())
@@ -111,7 +121,8 @@ def _figures() -> list[Figure]:
             Figure(f"{key}_reenroll_p95", f"{who}: self-service re-enrollment p95", "ms",
                    digits=0),
             Figure(f"{key}_signin_p95", f"{who}: FIDO2 sign-in p95", "ms", digits=0),
-            Figure(f"{key}_fail", f"{who}: failed flows", "", digits=0),
+            Figure(f"{key}_fail", f"{who}: failed flows", "", target=Target("<=", 0, "value"),
+                   digits=0),
         ]
     return figures
 
