@@ -51,3 +51,10 @@ class CtapSpec(BaseModel):
     # Sign counters are persisted as a reserved ceiling, this many assertions ahead: one flash
     # commit per block; after a restart counting resumes above the ceiling.
     counter_reserve: int = Field(default=4096, ge=1)
+
+    @property
+    def never_waits_for_wearer(self) -> bool:
+        """Presence and UV are the band's wrist authentication, so no request ever waits for
+        the wearer: a front end may answer in its own thread, without a hand-over to a worker
+        that would keep sending keep-alives meanwhile."""
+        return self.presence == "wrist-authenticated" and self.options.get("uv", False)

@@ -308,6 +308,7 @@ class BandRadio:
                 u2f=ctap.u2f if ctap is not None else False,
                 max_message=ctap.max_msg_size if ctap is not None else 7609,
                 keepalive_interval=self.keepalive_interval,
+                inline=ctap is not None and ctap.never_waits_for_wearer,
             )
             device.add_service(self.fido.service)
             self._on_disconnect.append(self.fido.on_disconnection)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import logging
 import struct
@@ -51,6 +50,7 @@ from nymi_device.protocol.fido_ble import (
     keepalive_frame,
 )
 from simulator.band.band import EmulatedBand
+from simulator.frontends.worker import Outcome, Worker
 
 __all__ = [
     "BleAuthenticator",
@@ -276,6 +276,9 @@ class FidoBleServer:
         switch each way, no loop wake-up). A longer request releases the write and answers
         later, with KEEPALIVEs meanwhile and CANCEL possible (a pending write would block it).
         The loop is held for at most this long per request.
+    :param inline: the authenticator never waits for the wearer (a Nymi band: presence and UV
+        are its wrist authentication), so every request runs in the event loop's own thread,
+        answered before the write response, with no hand-over to the worker at all.
     """
 
     def __init__(
@@ -288,6 +291,7 @@ class FidoBleServer:
         keepalive_interval: float = 0.1,
         msg_timeout: float = 5.0,
         answer_within_write: float = 0.005,
+        inline: bool = False,
     ) -> None:
         self.device = device
         self.authenticator = authenticator
@@ -298,9 +302,9 @@ class FidoBleServer:
         self.keepalive_interval = keepalive_interval
         self.msg_timeout = msg_timeout
         self.answer_within_write = answer_within_write
+        self.inline = inline
         self._loop = asyncio.get_running_loop()
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="fido-ble")
+        self._worker = Worker(self._loop.call_soon_threadsafe, "fido-ble")
         self._sessions: dict[int, _Session] = {}
         self.status: Characteristic[bytes] = Characteristic(FIDO_STATUS, _P.NOTIFY, _NONE)
         self.service = Service(FIDO_SERVICE, [
@@ -318,7 +322,7 @@ class FidoBleServer:
     def close(self) -> None:
         for connection_handle in list(self._sessions):
             self._drop(connection_handle)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._worker.close()
 
     def on_disconnection(self, connection: Connection) -> None:
         self._drop(connection.handle)
@@ -389,18 +393,33 @@ class FidoBleServer:
         if not message.data:
             self._send(session, error_frame(BleErrorCode.INVALID_LEN))
             return
-        request = session.request = _Request()
         u2f = session.revision == ServiceRevision.U2F_1_2 or message.data[0] == 0x00
-        work = self._executor.submit(self._call, request, message.data, u2f)
+        if self.inline:
+            self._answer_now(session, message.data, u2f)
+            return
+        request = session.request = _Request()
         # The fast path: the loop waits for the worker directly, and answers at once.
-        done, _pending = concurrent.futures.wait([work], timeout=self.answer_within_write)
-        if done:
-            self._finish(session, request, work)
+        outcome = self._worker.run(functools.partial(self._call, request, message.data, u2f),
+                                   self.answer_within_write,
+                                   functools.partial(self._finish, session, request))
+        if outcome is not None:
+            self._finish(session, request, outcome)
             return
         request.keepalive = self._loop.call_later(
             self.keepalive_interval, self._keepalive_tick, session, request)
-        asyncio.wrap_future(work, loop=self._loop).add_done_callback(
-            functools.partial(self._finish, session, request))
+
+    def _answer_now(self, session: _Session, data: bytes, u2f: bool) -> None:
+        """An authenticator that never waits, answered in the loop's thread."""
+        try:
+            if u2f:
+                response = self.authenticator.process_u2f(data)
+            else:
+                response = self.authenticator.process_cbor(data)
+        except Exception:
+            logger.exception("the authenticator failed")
+            self._send(session, error_frame(BleErrorCode.OTHER))
+            return
+        self._send_message(session, Command.MSG, response)
 
     def _call(self, request: _Request, data: bytes, u2f: bool) -> bytes:
         """Runs in the worker thread."""
@@ -414,20 +433,18 @@ class FidoBleServer:
         return self.authenticator.process_cbor(data, cancel=request.cancel,
                                                keepalive=on_keepalive)
 
-    def _finish(self, session: _Session, request: _Request,
-                future: asyncio.Future[bytes] | concurrent.futures.Future[bytes]) -> None:
+    def _finish(self, session: _Session, request: _Request, outcome: Outcome) -> None:
         if request.keepalive is not None:
             request.keepalive.cancel()
         if session.request is request:
             session.request = None
-        if request.discard or future.cancelled():
+        if request.discard:
             return
-        error = future.exception()
-        if error is not None:
-            logger.error("the authenticator failed", exc_info=error)
+        if isinstance(outcome, BaseException):
+            logger.error("the authenticator failed", exc_info=outcome)
             self._send(session, error_frame(BleErrorCode.OTHER))
             return
-        self._send_message(session, Command.MSG, future.result())
+        self._send_message(session, Command.MSG, outcome)
 
     def _keepalive_tick(self, session: _Session, request: _Request) -> None:
         if request.discard or session.request is not request:

@@ -66,12 +66,11 @@ def build_card_os(
     applets: list[Applet] = []
     ctap = fixture.ctap
     if authenticator is not None and ctap is not None:
-        # On models whose presence and UV are the wrist authentication, no request ever waits
-        # for the wearer: answer in the caller's thread, without a hand-over to the worker.
-        wrist_only = ctap.presence == "wrist-authenticated" and ctap.options.get("uv", False)
         u2f = ctap.u2f and "U2F_V2" in ctap.versions  # SELECT then answers U2F_V2
+        # A model that never waits for the wearer is answered in the caller's thread.
+        inline = never_waits_for_wearer if ctap.never_waits_for_wearer else None
         applets.append(FidoApplet(authenticator, u2f=u2f, inline_wait_s=inline_wait_s,
-                                  inline=never_waits_for_wearer if wrist_only else None))
+                                  inline=inline))
     if fixture.capabilities.secure_nfc:
         applets.append(SecureNfcApplet(secure_nfc_identifier(band.identity.device_id), check))
     if fixture.capabilities.seos:
