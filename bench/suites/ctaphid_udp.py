@@ -14,11 +14,12 @@ import hashlib
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from fido2 import cbor
-from fido2.ctap2 import Ctap2
+from fido2.ctap2.base import Ctap2
 
 from bench.core import Context, Figure, Series, Suite, Values
 from nymi_device.transport.udp_hid import open_udp_hid_device
@@ -94,7 +95,7 @@ def measure(ctx: Context) -> Values:
                 )
                 assert made.auth_data.credential_data is not None
                 credential_id = made.auth_data.credential_data.credential_id
-                allow = [{"type": "public-key", "id": credential_id}]
+                allow: list[Mapping[str, Any]] = [{"type": "public-key", "id": credential_id}]
                 rows["udp"] = _rate(
                     "getAssertion over CTAPHID/UDP (Ctap2)",
                     seconds,

@@ -90,9 +90,9 @@ def measure(ctx: Context) -> Values:
                 run(band)
 
         samples["enroll"].append(_timed(nes, lambda: flow(lambda b: enroll(
-            b, nes, "bench", PASSWORD, _quiet))))  # type: ignore[arg-type]
+            b, nes, "bench", PASSWORD, _quiet))))
         samples["reenroll"].append(_timed(nes, lambda: flow(lambda b: reenroll(
-            b, nes, "bench", PASSWORD, _quiet))))  # type: ignore[arg-type]
+            b, nes, "bench", PASSWORD, _quiet))))
         for action in ("remove", "charge"):
             with fleet.open_band(serial) as held:
                 apply_action(held, action, {})

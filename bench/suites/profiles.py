@@ -2,8 +2,8 @@
 
 CLI start-up is the wall time of ``nymi-band --help`` and ``nymi-sim --help`` in a fresh
 interpreter, against ``python -c pass`` in the same run; ``-X importtime`` names the imports that
-take the time. FIDO over BLE is profiled with pyinstrument over a short run of the ``ble``
-suite's exchanges; the profile text is written under "Profiles of the misses".
+take the time. The other misses are profiled by their own suites; every profile is written
+under "Profiles of the misses".
 """
 
 from __future__ import annotations
@@ -50,24 +50,6 @@ def _import_profile(module: str) -> str:
     return "\n".join(lines)
 
 
-def _ble_profile(ctx: Context) -> str:
-    from pyinstrument import Profiler
-
-    from bench.suites import ble
-
-    quick = Context(quick=True, runs=1, scratch=ctx.scratch)
-    profiler = Profiler(async_mode="disabled", interval=0.0005)
-    profiler.start()
-    ble.measure(quick)
-    profiler.stop()
-    text = profiler.output_text(unicode=False, color=False, show_all=False)
-    keep = [line for line in text.splitlines() if line.strip()][:70]
-    return ("pyinstrument over a short run of the `ble` suite (bare exchanges and FIDO "
-            "getAssertion alike; the FIDO path's extra frames are the transport's framing "
-            "and the hand-off to the authenticator's worker thread):\n\n```\n"
-            + "\n".join(keep) + "\n```")
-
-
 def measure(ctx: Context) -> Values:
     times = int(ctx.pick(2, 5))
     values: Values = {
@@ -83,8 +65,6 @@ def measure(ctx: Context) -> Values:
         "the target is met; what remains is typer and rich and the small command modules, "
         "below.\n\n"
         + _import_profile("hosttools.cli"))
-    if not ctx.quick:
-        ctx.profiles["FIDO over BLE against the bare exchange"] = _ble_profile(ctx)
     return values
 
 
