@@ -45,7 +45,6 @@ from bumble.device import (
     Device,
 )
 from bumble.gatt import Characteristic
-from bumble.host import Host
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
@@ -64,7 +63,12 @@ from simulator.frontends.ble_gatt import (
     device_information_service,
     notify,
 )
-from simulator.frontends.ble_radio import PathLossModel, RadioController, VirtualRadio
+from simulator.frontends.ble_radio import (
+    DeviceHost,
+    PathLossModel,
+    RadioController,
+    VirtualRadio,
+)
 
 __all__ = [
     "DEFAULT_ADVERTISING_INTERVAL_MS",
@@ -230,10 +234,11 @@ class BandRadio:
         self._advertising = None
         self.radio.place(self.hci_address, tx_power_dbm=self.tx_power_dbm,
                          distance_m=self._initial_distance)
-        controller = self.controller = self.radio.new_controller(f"band-{self.serial}")
+        controller = self.controller = self.radio.new_controller(
+            f"band-{self.serial}", peripheral=True)
         device = self.device = Device(
             name=self.local_name, address=self.hci_address,
-            host=Host(controller, AsyncPipeSink(controller)),
+            host=DeviceHost(controller, AsyncPipeSink(controller)),
         )
         device.irk = secrets.token_bytes(16)
         device.pairing_config_factory = pairing_config
