@@ -157,7 +157,8 @@ class BandRadio:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._closing = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._updater_task: asyncio.Task[None] | None = None
+        self._battery_timer: asyncio.TimerHandle | None = None  # a timer, not a task per band
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- public API ------------------------------------------------------------------------
@@ -253,8 +254,8 @@ class BandRadio:
         if self._powered:
             await self._start_advertising()
         self._unsubscribe = self.band.subscribe(lambda _event: self._poke())
-        self._tasks = [asyncio.create_task(self._updater(), name=f"ble-{self.serial}"),
-                       asyncio.create_task(self._battery_poll(), name=f"ble-batt-{self.serial}")]
+        self._updater_task = asyncio.create_task(self._updater(), name=f"ble-{self.serial}")
+        self._battery_timer = self._loop.call_later(self.battery_poll_s, self._battery_tick)
         logger.info("%s on the air as %s (%s)", self.serial, self.address, self.local_name)
 
     async def close(self) -> None:
@@ -268,16 +269,16 @@ class BandRadio:
         # Bumble's host waits for a command response can be lost (asyncio.wait_for on 3.11).
         self._closing = True
         self._wake.set()
-        if self._tasks:
-            updater, poll = self._tasks
-            poll.cancel()  # it only sleeps
+        if self._battery_timer is not None:
+            self._battery_timer.cancel()
+            self._battery_timer = None
+        updater, self._updater_task = self._updater_task, None
+        if updater is not None:
             _done, pending = await asyncio.wait([updater], timeout=2.0)
             for task in pending:
                 task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks = []
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await updater
         if self.controller is not None:
             self.controller.drop_links(hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR)
             await asyncio.sleep(0)
@@ -345,10 +346,12 @@ class BandRadio:
         else:
             loop.call_soon_threadsafe(self._wake.set)
 
-    async def _battery_poll(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.battery_poll_s)
-            self._wake.set()
+    def _battery_tick(self) -> None:
+        """Every ``battery_poll_s``: wake the updater to re-read the battery level."""
+        if self._closing or self._loop is None:
+            return
+        self._wake.set()
+        self._battery_timer = self._loop.call_later(self.battery_poll_s, self._battery_tick)
 
     async def _updater(self) -> None:
         while True:
