@@ -37,6 +37,7 @@ __all__ = [
     "DeviceHost",
     "PathLossModel",
     "RadioController",
+    "RadioLink",
     "VirtualRadio",
 ]
 
@@ -109,7 +110,7 @@ class VirtualRadio:
     """
 
     def __init__(self, path_loss: PathLossModel | None = None) -> None:
-        self.link: LocalLink = _Air()
+        self.link: LocalLink = RadioLink()
         self.path_loss = path_loss or PathLossModel()
         self._placements: dict[hci.Address, _Placement] = {}
         self._controllers = 0
@@ -172,7 +173,7 @@ class VirtualRadio:
         return _InProcessTransport(source, AsyncPipeSink(controller), controller)
 
 
-class _Air(LocalLink):
+class RadioLink(LocalLink):
     """Bumble's ``LocalLink``, except that an advertisement reaches only the controllers that
     listen: hosts' controllers that are scanning, initiating a connection, or synchronising to
     periodic advertising. A band's controller (``peripheral``) only advertises and accepts
