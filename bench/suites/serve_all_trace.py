@@ -168,6 +168,6 @@ scheduled callbacks, each holding the packet: 7 KiB per band at 50 bands and gro
 fleet, and the reason 1,000 bands could not come up); the link now hands them only to
 controllers that listen (a host scanning or connecting). The battery re-read is a timer rather
 than a task per band. Measured the same way (growth from 1 to N bands), a served band on the
-radio went from 96, 103 and 120 KiB at 10, 50 and 150 bands to about 71, 75 and 80 KiB. What is
+radio went from 96, 103 and 120 KiB at 10, 50 and 150 bands to about 70, 75 and 80 KiB. What is
 left is Bumble's one-object-graph-per-device design; cutting more would mean sharing Bumble's
 attribute and emitter objects between bands."""

@@ -358,9 +358,7 @@ class DeviceHost(Host):
 
     def __init__(self, controller_source: Any, controller_sink: Any) -> None:
         super().__init__(controller_source, controller_sink)
-        # One attribute, not two: a Host already has 28, and past 30 an instance no longer
-        # shares its attribute table with the others (1.3 KiB more per band).
-        self._subscribed: tuple[Device, frozenset[str]] | None = None
+        self._subscribed: tuple[Device, frozenset[str]] | None = None  # the device, its events
 
     def add_listener(self, event: str, f: _Handler) -> _Handler:
         owner = getattr(f, "__self__", None)
