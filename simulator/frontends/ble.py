@@ -45,7 +45,6 @@ from bumble.device import (
     Device,
 )
 from bumble.gatt import Characteristic
-from bumble.host import Host
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
@@ -64,7 +63,12 @@ from simulator.frontends.ble_gatt import (
     device_information_service,
     notify,
 )
-from simulator.frontends.ble_radio import PathLossModel, RadioController, VirtualRadio
+from simulator.frontends.ble_radio import (
+    DeviceHost,
+    PathLossModel,
+    RadioController,
+    VirtualRadio,
+)
 
 __all__ = [
     "DEFAULT_ADVERTISING_INTERVAL_MS",
@@ -153,7 +157,8 @@ class BandRadio:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._closing = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._updater_task: asyncio.Task[None] | None = None
+        self._battery_timer: asyncio.TimerHandle | None = None  # a timer, not a task per band
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- public API ------------------------------------------------------------------------
@@ -230,10 +235,11 @@ class BandRadio:
         self._advertising = None
         self.radio.place(self.hci_address, tx_power_dbm=self.tx_power_dbm,
                          distance_m=self._initial_distance)
-        controller = self.controller = self.radio.new_controller(f"band-{self.serial}")
+        controller = self.controller = self.radio.new_controller(
+            f"band-{self.serial}", peripheral=True)
         device = self.device = Device(
             name=self.local_name, address=self.hci_address,
-            host=Host(controller, AsyncPipeSink(controller)),
+            host=DeviceHost(controller, AsyncPipeSink(controller)),
         )
         device.irk = secrets.token_bytes(16)
         device.pairing_config_factory = pairing_config
@@ -248,8 +254,8 @@ class BandRadio:
         if self._powered:
             await self._start_advertising()
         self._unsubscribe = self.band.subscribe(lambda _event: self._poke())
-        self._tasks = [asyncio.create_task(self._updater(), name=f"ble-{self.serial}"),
-                       asyncio.create_task(self._battery_poll(), name=f"ble-batt-{self.serial}")]
+        self._updater_task = asyncio.create_task(self._updater(), name=f"ble-{self.serial}")
+        self._battery_timer = self._loop.call_later(self.battery_poll_s, self._battery_tick)
         logger.info("%s on the air as %s (%s)", self.serial, self.address, self.local_name)
 
     async def close(self) -> None:
@@ -263,16 +269,16 @@ class BandRadio:
         # Bumble's host waits for a command response can be lost (asyncio.wait_for on 3.11).
         self._closing = True
         self._wake.set()
-        if self._tasks:
-            updater, poll = self._tasks
-            poll.cancel()  # it only sleeps
+        if self._battery_timer is not None:
+            self._battery_timer.cancel()
+            self._battery_timer = None
+        updater, self._updater_task = self._updater_task, None
+        if updater is not None:
             _done, pending = await asyncio.wait([updater], timeout=2.0)
             for task in pending:
                 task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._tasks = []
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await updater
         if self.controller is not None:
             self.controller.drop_links(hci.HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR)
             await asyncio.sleep(0)
@@ -341,10 +347,12 @@ class BandRadio:
         else:
             loop.call_soon_threadsafe(self._wake.set)
 
-    async def _battery_poll(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.battery_poll_s)
-            self._wake.set()
+    def _battery_tick(self) -> None:
+        """Every ``battery_poll_s``: wake the updater to re-read the battery level."""
+        if self._closing or self._loop is None:
+            return
+        self._wake.set()
+        self._battery_timer = self._loop.call_later(self.battery_poll_s, self._battery_tick)
 
     async def _updater(self) -> None:
         while True:

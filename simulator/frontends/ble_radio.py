@@ -21,17 +21,23 @@ import dataclasses
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from bumble import hci, ll
 from bumble.controller import Controller
+from bumble.device import Device, device_host_event_handlers
+from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink, Transport, TransportSink
 
 __all__ = [
     "DEFAULT_ACL_PACKET_LENGTH",
+    "DeviceHost",
     "PathLossModel",
     "RadioController",
+    "RadioLink",
     "VirtualRadio",
 ]
 
@@ -104,7 +110,7 @@ class VirtualRadio:
     """
 
     def __init__(self, path_loss: PathLossModel | None = None) -> None:
-        self.link = LocalLink()  # type: ignore[no-untyped-call]
+        self.link: LocalLink = RadioLink()
         self.path_loss = path_loss or PathLossModel()
         self._placements: dict[hci.Address, _Placement] = {}
         self._controllers = 0
@@ -147,11 +153,13 @@ class VirtualRadio:
         *,
         host_source: object | None = None,
         host_sink: TransportSink | None = None,
+        peripheral: bool = False,
     ) -> RadioController:
-        """A new virtual controller on this radio (a band's, or a host's)."""
+        """A new virtual controller on this radio: a host's, or (``peripheral``) a band's,
+        which only advertises and accepts connections and hears no advertisements."""
         self._controllers += 1
         return RadioController(f"{name}#{self._controllers}", self, host_source=host_source,
-                               host_sink=host_sink)
+                               host_sink=host_sink, peripheral=peripheral)
 
     def host_transport(self, name: str = "host") -> Transport:
         """An in-process HCI transport to a new controller on this radio.
@@ -163,6 +171,48 @@ class VirtualRadio:
         source = _ControllerToHost()
         controller = self.new_controller(name, host_sink=source)
         return _InProcessTransport(source, AsyncPipeSink(controller), controller)
+
+
+class RadioLink(LocalLink):
+    """Bumble's ``LocalLink``, except that an advertisement reaches only the controllers that
+    listen: hosts' controllers that are scanning, initiating a connection, or synchronising to
+    periodic advertising. A band's controller (``peripheral``) only advertises and accepts
+    connections, as a band's radio does.
+
+    Bumble hands every advertising PDU to every other controller on the link, and a controller
+    that is not listening drops it; with N bands advertising that is N² deliveries (each a
+    scheduled callback holding the packet, about 10 N² a second). Connection requests
+    (``CONNECT_IND``) still go to every controller.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.hearing: set[Controller] = set()  # controllers that may scan or initiate
+
+    def add_controller(self, controller: Controller) -> None:
+        super().add_controller(controller)
+        if not getattr(controller, "peripheral", False):
+            self.hearing.add(controller)
+
+    def remove_controller(self, controller: Controller) -> None:
+        super().remove_controller(controller)
+        self.hearing.discard(controller)
+
+    def send_advertising_pdu(self, sender_controller: Controller,
+                             packet: ll.AdvertisingPdu) -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(packet, ll.ConnectInd):
+            receivers = [c for c in self.controllers if c is not sender_controller]
+        else:
+            receivers = [c for c in self.hearing if c is not sender_controller and _listens(c)]
+        for controller in receivers:
+            loop.call_soon(controller.on_ll_advertising_pdu, packet)
+
+
+def _listens(controller: Controller) -> bool:
+    return bool(controller.le_scan_enable or controller.pending_le_connection is not None
+                or controller.pending_periodic_advertising_syncs
+                or controller.established_periodic_advertising_syncs)
 
 
 def _check_distance(meters: float) -> float:
@@ -185,7 +235,9 @@ class RadioController(Controller):
         *,
         host_source: object | None = None,
         host_sink: TransportSink | None = None,
+        peripheral: bool = False,
     ) -> None:
+        self.peripheral = peripheral  # read by the link when the controller joins it
         super().__init__(name, host_source=host_source, host_sink=host_sink, link=radio.link)
         self.radio = radio
         self.le_acl_data_packet_length = DEFAULT_ACL_PACKET_LENGTH
@@ -285,6 +337,58 @@ class RadioController(Controller):
         self.drop_links(hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR, notify=False)
         if self in self.radio.link.controllers:
             self.radio.link.remove_controller(self)
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+#: The host events a Bumble ``Device`` handles with its ``on_<event>`` methods.
+_DEVICE_EVENTS = frozenset(device_host_event_handlers)
+
+
+class DeviceHost(Host):
+    """A Bumble ``Host`` that hands its events to its ``Device`` without a listener table.
+
+    A ``Device`` subscribes one bound method to each of its host's events (about 60); the event
+    emitter keeps an ordered dict and a bound method per event for that, about 30 KiB per
+    simulated band, a third of what a served band costs. This host remembers the device and
+    which of its handlers are subscribed, and calls ``device.on_<event>`` directly, before any
+    other listener of the event (the order of subscription: the device subscribes first, when
+    it is given the host). Other listeners, and handlers of other objects, are kept as usual.
+    """
+
+    def __init__(self, controller_source: Any, controller_sink: Any) -> None:
+        super().__init__(controller_source, controller_sink)
+        self._subscribed: tuple[Device, frozenset[str]] | None = None  # the device, its events
+
+    def add_listener(self, event: str, f: _Handler) -> _Handler:
+        owner = getattr(f, "__self__", None)
+        device, events = self._subscribed or (owner, frozenset())
+        if (isinstance(owner, Device) and owner is device and event in _DEVICE_EVENTS
+                and getattr(f, "__name__", None) == f"on_{event}"):
+            self._subscribed = owner, _shared(events | {event})
+            return f
+        return super().add_listener(event, f)
+
+    def remove_listener(self, event: str, f: Callable[..., Any]) -> None:
+        if self._subscribed is not None:
+            device, events = self._subscribed
+            if getattr(f, "__self__", None) is device and event in events:
+                events = _shared(events - {event})
+                self._subscribed = (device, events) if events else None
+                return
+        super().remove_listener(event, f)
+
+    def _call_handlers(self, event: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        handled = False
+        if self._subscribed is not None and event in self._subscribed[1]:
+            self._emit_run(getattr(self._subscribed[0], f"on_{event}"), args, kwargs)
+            handled = True
+        return super()._call_handlers(event, args, kwargs) or handled
+
+
+def _shared(events: frozenset[str]) -> frozenset[str]:
+    """Every band's host subscribes the same events: one set for all of them."""
+    return _DEVICE_EVENTS if events == _DEVICE_EVENTS else events
 
 
 class _ControllerToHost:
