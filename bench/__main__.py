@@ -28,7 +28,7 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 
 #: Suite modules in run order; each defines ``SUITE``.
 SUITES = ("band", "ctap", "peers", "ctaphid_udp", "pcsc", "ble", "management", "ble_scan",
-          "serve_all", "load", "flows", "profiles")
+          "serve_all", "load", "flows", "flash_opens", "nes_auth", "profiles")
 
 
 def load_suite(name: str) -> Suite:

@@ -17,6 +17,7 @@ def test_every_suite_runs_quickly(tmp_path: Path) -> None:
     text = out.read_text()
     for title in ("Band model", "FIDO2 authenticator, in-process", "Peers", "CTAPHID-UDP",
                   "PC/SC", "FIDO over BLE", "management protocol", "advertising bands",
-                  "served by one process", "under load", "Flows", "Known misses", "Growth"):
+                  "served by one process", "under load", "Flows", "Flash opens per flow",
+                  "password guessing", "Command-line start-up", "Growth"):
         assert title in text, title
     assert "This suite failed" not in text
