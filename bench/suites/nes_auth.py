@@ -20,43 +20,22 @@ many of them there are (each would also be refused for 5 minutes after 20 failur
 
 from __future__ import annotations
 
-import socket
 import statistics
 import threading
 import time
-from typing import Any
 
 import httpx
-import uvicorn
 
 from bench.core import Context, Figure, Suite, Values
 from simulator.nes import ADMIN_GROUP, Directory, Nes, create_app
 from simulator.nes.api_guard import ApiLimits
+from simulator.nes.served import Served
 
 GOOD = ("CORP\\tw-user2", "the-right-password")
 GUESSERS = 8
 CALLS = 40
 UNGUARDED = ApiLimits(credential_cache_s=0.0, concurrent_hashes=1000, client_failures=10**9,
                       account_failures=10**9)
-
-
-class Served:
-    def __init__(self, app: Any) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                                    access_log=False))
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 def _good_latencies(url: str, calls: int) -> list[float]:

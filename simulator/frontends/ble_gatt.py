@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import struct
@@ -50,7 +51,6 @@ from nymi_device.protocol.fido_ble import (
     keepalive_frame,
 )
 from simulator.band.band import EmulatedBand
-from simulator.frontends.worker import Outcome, Worker
 
 __all__ = [
     "BleAuthenticator",
@@ -304,7 +304,8 @@ class FidoBleServer:
         self.answer_within_write = answer_within_write
         self.inline = inline
         self._loop = asyncio.get_running_loop()
-        self._worker = Worker(self._loop.call_soon_threadsafe, "fido-ble")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="fido-ble")
         self._sessions: dict[int, _Session] = {}
         self.status: Characteristic[bytes] = Characteristic(FIDO_STATUS, _P.NOTIFY, _NONE)
         self.service = Service(FIDO_SERVICE, [
@@ -322,7 +323,7 @@ class FidoBleServer:
     def close(self) -> None:
         for connection_handle in list(self._sessions):
             self._drop(connection_handle)
-        self._worker.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def on_disconnection(self, connection: Connection) -> None:
         self._drop(connection.handle)
@@ -399,14 +400,15 @@ class FidoBleServer:
             return
         request = session.request = _Request()
         # The fast path: the loop waits for the worker directly, and answers at once.
-        outcome = self._worker.run(functools.partial(self._call, request, message.data, u2f),
-                                   self.answer_within_write,
-                                   functools.partial(self._finish, session, request))
-        if outcome is not None:
-            self._finish(session, request, outcome)
+        work = self._executor.submit(self._call, request, message.data, u2f)
+        done, _pending = concurrent.futures.wait([work], timeout=self.answer_within_write)
+        if done:
+            self._finish(session, request, work)
             return
         request.keepalive = self._loop.call_later(
             self.keepalive_interval, self._keepalive_tick, session, request)
+        asyncio.wrap_future(work, loop=self._loop).add_done_callback(
+            functools.partial(self._finish, session, request))
 
     def _answer_now(self, session: _Session, data: bytes, u2f: bool) -> None:
         """An authenticator that never waits, answered in the loop's thread."""
@@ -433,18 +435,20 @@ class FidoBleServer:
         return self.authenticator.process_cbor(data, cancel=request.cancel,
                                                keepalive=on_keepalive)
 
-    def _finish(self, session: _Session, request: _Request, outcome: Outcome) -> None:
+    def _finish(self, session: _Session, request: _Request,
+                future: asyncio.Future[bytes] | concurrent.futures.Future[bytes]) -> None:
         if request.keepalive is not None:
             request.keepalive.cancel()
         if session.request is request:
             session.request = None
-        if request.discard:
+        if request.discard or future.cancelled():
             return
-        if isinstance(outcome, BaseException):
-            logger.error("the authenticator failed", exc_info=outcome)
+        error = future.exception()
+        if error is not None:
+            logger.error("the authenticator failed", exc_info=error)
             self._send(session, error_frame(BleErrorCode.OTHER))
             return
-        self._send_message(session, Command.MSG, outcome)
+        self._send_message(session, Command.MSG, future.result())
 
     def _keepalive_tick(self, session: _Session, request: _Request) -> None:
         if request.discard or session.request is not request:

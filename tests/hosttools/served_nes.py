@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simulator.nes import Nes, Site
 from simulator.nes.api import create_app, create_site_app
-from tests.nes.served import Served
+from simulator.nes.served import Served
 
 
 class ServedNes(Served):

@@ -15,10 +15,10 @@ import pytest
 
 from simulator.nes import ADMIN_GROUP, Directory, DirectoryUser, Nes, create_app
 from simulator.nes.api_guard import ApiLimits
+from simulator.nes.served import Served
 from tests.nes.conftest import PASSWORD
 from tests.nes.helpers import ADMIN, U1, U2
 from tests.nes.http_client import TestClient
-from tests.nes.served import Served
 
 MIB = 1024 * 1024
 

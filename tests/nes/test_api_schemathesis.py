@@ -31,9 +31,9 @@ from schemathesis.specs.openapi.checks import (
 
 from simulator.nes import Directory, Nes, create_app
 from simulator.nes.api_guard import ApiLimits
+from simulator.nes.served import Served
 from tests.nes.conftest import PASSWORD
 from tests.nes.helpers import ADMIN, U2, band, self_service
-from tests.nes.served import Served
 
 EXAMPLES = int(os.environ.get("NYMI_SCHEMATHESIS_EXAMPLES", "8"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

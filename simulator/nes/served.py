@@ -1,5 +1,6 @@
-"""An ASGI app served by a real uvicorn on an ephemeral loopback port, for tests that need
-the wire (raw sockets, Schemathesis against the served OpenAPI document)."""
+"""An ASGI app served by a real uvicorn in a thread on an ephemeral loopback port: for tests
+that need the wire (raw sockets, Schemathesis against the served OpenAPI document) and for
+benchmarks of the served API."""
 
 from __future__ import annotations
 
