@@ -22,9 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nymi_device.protocol.nes import BandFacts
-from simulator.nes.config import LookupOrder, NesConfig, NotFoundName, OtherOwnerRefusal
-from simulator.nes.directory import ADMIN_GROUP, Directory, DirectoryUser
-from simulator.nes.errors import (
+from nymi_device.protocol.nes.enums import PolicyStatus
+from nymi_device.protocol.nes.errors import (
     NesConflict,
     NesError,
     NesInvalidInput,
@@ -33,6 +32,19 @@ from simulator.nes.errors import (
     NotFound,
     RefusalCode,
 )
+from nymi_device.protocol.nes.views import (
+    AssignmentView,
+    AuditEventView,
+    BandView,
+    EamEntryView,
+    EnrollmentCheck,
+    EnrollmentResult,
+    Fido2KeyView,
+    PolicyView,
+    UserView,
+)
+from simulator.nes.config import LookupOrder, NesConfig, NotFoundName, OtherOwnerRefusal
+from simulator.nes.directory import ADMIN_GROUP, Directory, DirectoryUser
 from simulator.nes.models import EamKind, EamState, EnrollmentDestination, PolicyKind
 from simulator.nes.policy import (
     DEFAULT_GROUP_POLICY,
@@ -46,18 +58,6 @@ from simulator.nes.policy import (
 from simulator.nes.rules import NOT_FOUND_MESSAGE, OTHER_USER_MESSAGE, Action
 from simulator.nes.servers import Layout, Site, memory_site, open_site
 from simulator.nes.service import Nes
-from simulator.nes.views import (
-    AssignmentView,
-    AuditEventView,
-    BandView,
-    EamEntryView,
-    EnrollmentCheck,
-    EnrollmentResult,
-    Fido2KeyView,
-    PolicyStatus,
-    PolicyView,
-    UserView,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

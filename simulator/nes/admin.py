@@ -16,8 +16,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nymi_device.protocol.nes.errors import NesConflict, NotFound
 from simulator.nes.enrollment import drop_band_records
-from simulator.nes.errors import NesConflict, NotFound
 from simulator.nes.models import Assignment, Band, Fido2Key
 from simulator.nes.store import active_assignment, assignment_of, get_band
 

@@ -25,6 +25,8 @@ from fastapi import APIRouter, Body, FastAPI, HTTPException, Path, Query, Reques
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Scope
 
+from nymi_device.protocol.nes.errors import NotFound
+from nymi_device.protocol.text import from_b64url
 from simulator.nes import api_models as m
 from simulator.nes.api_auth import Admin, Caller, TokenStore, unauthenticated
 from simulator.nes.api_errors import MALFORMED, PROTECTED, UNAUTHENTICATED, install_error_handlers
@@ -34,11 +36,9 @@ from simulator.nes.api_guard import (
     BodyLimit,
     Clock,
 )
-from simulator.nes.errors import NotFound
 from simulator.nes.models import PolicyKind
 from simulator.nes.servers import Site
 from simulator.nes.service import Nes
-from simulator.nes.views import from_b64url
 
 logger = logging.getLogger(__name__)
 PREFIX = "/api/v1"

@@ -18,8 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from nymi_device.errors import BandError, InvalidInputError
+from nymi_device.protocol.nes.errors import NesConflict, NesError, NesRefusal
 from simulator.nes.api_guard import BodyTooLarge, too_large_body
-from simulator.nes.errors import NesConflict, NesError, NesRefusal
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from typing import Any
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nymi_device.protocol.nes.errors import NesInvalidInput
 from simulator.nes.directory import Directory, DirectoryUser
-from simulator.nes.errors import NesInvalidInput
 
 Clock = Callable[[], float]
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nymi_device.protocol.nes import BandFacts
-from simulator.nes.views import from_b64url
+from nymi_device.protocol.text import from_b64url
 
 SERIAL_PATTERN = r"^[A-Z]{4}-\d{5}$"
 Serial = Annotated[str, Field(pattern=SERIAL_PATTERN, description="e.g. AAAH-00125")]

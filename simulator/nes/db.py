@@ -31,8 +31,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from nymi_device.protocol.nes.errors import NesConflict, NesInvalidInput
 from simulator.nes import audit
-from simulator.nes.errors import NesConflict, NesInvalidInput
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

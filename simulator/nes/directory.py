@@ -23,7 +23,7 @@ from pathlib import Path
 
 from nymi_device.protocol.nes.directory import ADMIN_GROUP as ADMIN_GROUP
 from nymi_device.protocol.nes.directory import DirectoryUser as DirectoryUser
-from simulator.nes.errors import NesConflict, NesInvalidInput, NotFound
+from nymi_device.protocol.nes.errors import NesConflict, NesInvalidInput, NotFound
 from simulator.nes.store import split_account
 
 DEFAULT_DOMAIN = "CORP"

@@ -17,10 +17,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from simulator.nes.errors import NesConflict, NotFound
+from nymi_device.protocol.nes.errors import NesConflict, NotFound
+from nymi_device.protocol.nes.views import EamEntryView
 from simulator.nes.models import Band, EamEntry, EamKind, EamState, User
 from simulator.nes.store import eam_view, now
-from simulator.nes.views import EamEntryView
 
 RFID_TAB = (EamKind.RFID, EamKind.WEARABLE)
 

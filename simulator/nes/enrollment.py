@@ -14,9 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nymi_device.protocol.nes import BandFacts
+from nymi_device.protocol.nes.enums import PolicyStatus
+from nymi_device.protocol.nes.errors import NesConflict, NesInvalidInput, NesRefusal, RefusalCode
+from nymi_device.protocol.nes.views import EamEntryView, EnrollmentCheck, EnrollmentResult
 from simulator.nes import eam
 from simulator.nes.config import NesConfig
-from simulator.nes.errors import NesConflict, NesInvalidInput, NesRefusal, RefusalCode
 from simulator.nes.models import (
     Assignment,
     Band,
@@ -39,7 +41,6 @@ from simulator.nes.store import (
     policy_status,
     user_view,
 )
-from simulator.nes.views import EamEntryView, EnrollmentCheck, EnrollmentResult, PolicyStatus
 
 BAND_CHANGED_MESSAGE = (
     "The Nymi Band {serial} was enrolled or changed by someone else after it was tapped; "

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from nymi_device.protocol.nes.errors import NesConflict, NesInvalidInput
+from nymi_device.protocol.nes.views import PolicyView
 from simulator.nes.config import NesConfig
-from simulator.nes.errors import NesConflict, NesInvalidInput
 from simulator.nes.models import Policy, PolicyKind, User
 from simulator.nes.policy import (
     DEFAULT_GROUP_POLICY,
@@ -25,7 +26,6 @@ from simulator.nes.policy import (
     write_row,
 )
 from simulator.nes.store import active_group_policy, get_policy, now, policy_view
-from simulator.nes.views import PolicyView
 
 
 def seed(session: Session, config: NesConfig) -> bool:

@@ -8,8 +8,8 @@ demonstration (``--demo``).
 
 from __future__ import annotations
 
+from nymi_device.protocol.nes.errors import NesConflict
 from simulator.nes.directory import Directory
-from simulator.nes.errors import NesConflict
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - published on purpose; refused on a served site
 DEMO_ADMIN = "CORP\\nes-admin"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nymi_device.protocol.nes.enums import Action as Action
+from nymi_device.protocol.nes.errors import NesRefusal, RefusalCode
 from simulator.nes.config import LookupOrder, NesConfig, NotFoundName, OtherOwnerRefusal
-from simulator.nes.errors import NesRefusal, RefusalCode
 from simulator.nes.policy import PolicySettings
 
 NOT_FOUND_MESSAGE = "A Nymi Band has been assigned to {user}, however it cannot be found."

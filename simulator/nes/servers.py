@@ -28,10 +28,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from nymi_device.protocol.nes.errors import NesInvalidInput, NesStorageError, NotFound
 from simulator.nes.config import NesConfig
 from simulator.nes.db import database_url
 from simulator.nes.directory import Directory
-from simulator.nes.errors import NesInvalidInput, NesStorageError, NotFound
 from simulator.nes.service import Nes
 
 SITE_DIR = "nes"

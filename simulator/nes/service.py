@@ -2,16 +2,16 @@
 
 :class:`Nes` is what the HTTP API, the host-tool flows and the CLI call. Its methods take plain
 values (accounts as ``DOMAIN\\username`` — a bare username resolves when it is unique — serials,
-policy names) and return frozen views (:mod:`simulator.nes.views`). Whatever the caller, the
-rules of DOMAIN.md 10.4 hold: one active band per user, a band belongs to at most one user, the
-documented refusals, and an audit row for every create / update / delete, written in the same
-transaction as the change. ``actor`` names who acts (an administrator's or user's account, or
-"system") and is recorded on the audit rows.
+policy names) and return frozen views (:mod:`nymi_device.protocol.nes.views`). Whatever the
+caller, the rules of DOMAIN.md 10.4 hold: one active band per user, a band belongs to at most
+one user, the documented refusals, and an audit row for every create / update / delete,
+written in the same transaction as the change. ``actor`` names who acts (an administrator's or
+user's account, or "system") and is recorded on the audit rows.
 
-Errors: :class:`~simulator.nes.errors.NesRefusal` (PermissionError) carries the exact message
-for the person; :class:`~simulator.nes.errors.NotFound` (LookupError);
-:class:`~simulator.nes.errors.NesConflict` (RuntimeError);
-:class:`~simulator.nes.errors.NesInvalidInput` (ValueError).
+Errors: :class:`~nymi_device.protocol.nes.errors.NesRefusal` (PermissionError) carries the
+exact message for the person; :class:`~nymi_device.protocol.nes.errors.NotFound` (LookupError);
+:class:`~nymi_device.protocol.nes.errors.NesConflict` (RuntimeError);
+:class:`~nymi_device.protocol.nes.errors.NesInvalidInput` (ValueError).
 """
 
 from __future__ import annotations
@@ -27,13 +27,31 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from nymi_device.protocol.nes import BandFacts
-from nymi_device.protocol.nes.views import tap_verdict
+from nymi_device.protocol.nes.enums import PolicyStatus
+from nymi_device.protocol.nes.errors import (
+    NesConflict,
+    NesInvalidInput,
+    NesRefusal,
+    NotFound,
+    RefusalCode,
+)
+from nymi_device.protocol.nes.views import (
+    AssignmentView,
+    AuditEventView,
+    BandView,
+    EamEntryView,
+    EnrollmentCheck,
+    EnrollmentResult,
+    Fido2KeyView,
+    PolicyView,
+    UserView,
+    tap_verdict,
+)
 from nymi_device.protocol.text import b64url
 from simulator.nes import admin, eam, enrollment, policy_admin
 from simulator.nes.config import NesConfig
 from simulator.nes.db import Database
 from simulator.nes.directory import Directory
-from simulator.nes.errors import NesConflict, NesInvalidInput, NesRefusal, NotFound, RefusalCode
 from simulator.nes.migrate import upgrade
 from simulator.nes.models import AuditEvent, Band, Fido2Key, PolicyKind, User
 from simulator.nes.policy import PolicyOverrides, PolicySettings, effective, overrides_from_row
@@ -55,18 +73,6 @@ from simulator.nes.store import (
     policy_view,
     split_account,
     user_view,
-)
-from simulator.nes.views import (
-    AssignmentView,
-    AuditEventView,
-    BandView,
-    EamEntryView,
-    EnrollmentCheck,
-    EnrollmentResult,
-    Fido2KeyView,
-    PolicyStatus,
-    PolicyView,
-    UserView,
 )
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,17 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from nymi_device.protocol.nes.enums import PolicyStatus
+from nymi_device.protocol.nes.errors import NesInvalidInput, NotFound
+from nymi_device.protocol.nes.views import (
+    AssignmentView,
+    BandView,
+    EamEntryView,
+    Fido2KeyView,
+    PolicyView,
+    UserView,
+)
 from simulator.nes.config import NesConfig
-from simulator.nes.errors import NesInvalidInput, NotFound
 from simulator.nes.models import (
     Assignment,
     Band,
@@ -22,15 +31,6 @@ from simulator.nes.models import (
     User,
 )
 from simulator.nes.policy import PolicySettings, effective, overrides_from_row
-from simulator.nes.views import (
-    AssignmentView,
-    BandView,
-    EamEntryView,
-    Fido2KeyView,
-    PolicyStatus,
-    PolicyView,
-    UserView,
-)
 
 SERIAL_RE = re.compile(r"^[A-Z]{4}-\d{5}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")

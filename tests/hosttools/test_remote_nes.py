@@ -33,6 +33,7 @@ from hosttools.remote_nes import (
 )
 from hosttools.site import open_flow_band
 from nymi_device.errors import BandError, BandUnreachableError, UnreachableReason
+from nymi_device.protocol.nes.views import settings_from_json
 from simulator.fleet import Fleet
 from simulator.nes import (
     DEFAULT_GROUP_POLICY,
@@ -51,7 +52,6 @@ from simulator.nes import (
     Site,
     memory_site,
 )
-from simulator.nes.views import settings_from_json
 from tests.hosttools.served_nes import ServedNes
 from tests.nes.conftest import PASSWORD
 

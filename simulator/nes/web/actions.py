@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from simulator.nes.errors import NesError
+from nymi_device.protocol.nes.errors import NesError
+from nymi_device.protocol.nes.views import BandView
 from simulator.nes.policy import self_service_changes
 from simulator.nes.service import Nes
-from simulator.nes.views import BandView
 from simulator.nes.web.auth import LOGIN_COOKIE, SESSION_COOKIE, Role, role_of
 from simulator.nes.web.common import (
     Refused,

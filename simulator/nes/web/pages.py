@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from simulator.nes.errors import NesError, NotFound
+from nymi_device.protocol.nes.errors import NesError, NotFound
 from simulator.nes.models import PolicyKind
 from simulator.nes.policy import OPTION_LABELS, SELF_SERVICE_MODES, self_service_mode
 from simulator.nes.web.actions import BAND_ACTIONS, EAM_ACTIONS, POLICY_SWITCHES, actions_for

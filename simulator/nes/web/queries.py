@@ -11,10 +11,10 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from nymi_device.protocol.nes.views import AuditEventView, BandView
 from simulator.nes.models import Assignment, AuditEvent, Band, User
 from simulator.nes.service import Nes
 from simulator.nes.store import band_view, find_user
-from simulator.nes.views import AuditEventView, BandView
 
 BAND_STATES = {"": "any", "active": "active", "not-active": "not active",
                "unassigned": "not assigned"}
